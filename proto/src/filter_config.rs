@@ -1,0 +1,64 @@
+//! The filter's plugin configuration: the contract between the Envoy config renderer (which
+//! derives it from the gateway config) and the proxy-wasm filter (which parses it in
+//! `on_configure`). Unknown fields are rejected so a typo can never silently weaken a check.
+
+use serde::{Deserialize, Serialize};
+
+use crate::scope::Scope;
+
+/// Plugin configuration of the token-verifying filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterConfig {
+    /// Required `iss` of every token, byte-identical to the authserver's issuer.
+    pub issuer: String,
+    /// Where the filter fetches the authserver's JWKS from inside Envoy.
+    pub jwks: JwksSource,
+    /// Allowed clock skew for `exp`/`nbf`, in seconds (default 30, at most 60).
+    #[serde(default = "default_clock_leeway_secs")]
+    pub clock_leeway_secs: u64,
+    /// One entry per MCP service, looked up by the Envoy route name.
+    pub routes: Vec<RoutePolicy>,
+}
+
+/// Where and how often the JWKS is fetched (`dispatch_http_call`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwksSource {
+    /// Envoy cluster of the authserver.
+    pub cluster: String,
+    /// `:authority` sent with the fetch.
+    pub authority: String,
+    /// Path of the JWKS document, e.g. `/jwks`.
+    pub path: String,
+    /// Refresh interval, in seconds.
+    pub refresh_secs: u64,
+    /// Timeout of one fetch, in milliseconds.
+    #[serde(default = "default_fetch_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// What one protected MCP route requires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutePolicy {
+    /// Envoy route name (the gateway service name).
+    pub route: String,
+    /// Canonical resource URI: the `aud` a token must carry (RFC 8707).
+    pub resource: String,
+    /// RFC 9728 metadata URL for `WWW-Authenticate: Bearer resource_metadata="…"`.
+    pub resource_metadata: String,
+    /// Scopes every request must hold (a broader granted scope satisfies a narrower one).
+    pub required_scopes: Vec<Scope>,
+    /// `Origin` values allowed for browser requests; an absent `Origin` is always allowed.
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+}
+
+fn default_clock_leeway_secs() -> u64 {
+    30
+}
+
+fn default_fetch_timeout_ms() -> u64 {
+    5_000
+}
