@@ -10,3 +10,4 @@ pub mod headers;
 pub mod oauth_error;
 pub mod paths;
 pub mod scope;
+pub mod store;

@@ -1,0 +1,378 @@
+//! The gateway config schema: what a deployment says once, and every component reads.
+//!
+//! The YAML form is documented field by field in `envoy/gateway.example.yaml`; the Rust
+//! doc comments below are the reference. Durations are humantime strings (`30s`, `30m`, `90d`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use mcp_auth_proto::scope::Scope;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::endpoint::Endpoint;
+use crate::service::Service;
+
+/// The whole gateway config, validated (see [`crate::load`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Public URL of the gateway and OAuth issuer (RFC 8414 §2): `http(s)://host[:port][/path]`,
+    /// no trailing slash, query or fragment. Clients build every URL from it, so it must be
+    /// exactly what they reach; it is never guessed from request headers.
+    pub issuer: Url,
+    /// Where Envoy accepts client traffic.
+    #[serde(default)]
+    pub listener: ListenerConfig,
+    /// Envoy's admin interface; must be a loopback address.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    #[serde(default)]
+    pub redis: RedisConfig,
+    #[serde(default)]
+    pub authserver: AuthServerConfig,
+    #[serde(default)]
+    pub ext_authz: ExtAuthzConfig,
+    #[serde(default)]
+    pub filter: FilterSettings,
+    #[serde(default)]
+    pub tokens: TokenLifetimes,
+    /// Who may use any service at all (GitHub users, orgs, teams). A service's own `access`
+    /// list narrows this further.
+    #[serde(default)]
+    pub access: AccessList,
+    /// The protected MCP services.
+    pub services: Vec<Service>,
+}
+
+/// Envoy's client-facing listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Default `127.0.0.1:8080`. Use `0.0.0.0:8080` to accept remote clients.
+    #[serde(default = "default_listener")]
+    pub address: SocketAddr,
+}
+
+/// Envoy's admin endpoint (stats, readiness). Never exposed beyond loopback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Default `127.0.0.1:9901`.
+    #[serde(default = "default_admin")]
+    pub address: SocketAddr,
+}
+
+/// Where state lives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://[user:password@]host:port/db` or `rediss://...`; a password is better
+    /// given in the URL through the `REDIS_URL` environment variable than in this file.
+    #[serde(default = "default_redis_url")]
+    pub url: String,
+    /// Prefix of every key this deployment writes, so several can share one Redis.
+    #[serde(default = "default_redis_prefix")]
+    pub key_prefix: String,
+}
+
+/// The OAuth authorization server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthServerConfig {
+    /// Where the authserver binds. Default `127.0.0.1:8081`.
+    #[serde(default = "default_authserver_listen")]
+    pub listen: SocketAddr,
+    /// How Envoy reaches it; default `http://<listen>` (loopback when `listen` is unspecified).
+    #[serde(default)]
+    pub url: Option<Url>,
+    /// Algorithm of newly generated signing keys.
+    #[serde(default)]
+    pub signing_alg: SigningAlg,
+    /// Directory of persisted signing keys (generated on first start when empty).
+    #[serde(default = "default_keys_dir")]
+    pub keys_dir: PathBuf,
+    /// Requests per minute per client IP on `/register` and `/token`.
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit_per_minute: u32,
+}
+
+/// JWS algorithms the authserver signs with (RFC 7518 §3.1, RFC 8037 §3.1).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SigningAlg {
+    /// Ed25519: the cheapest to verify in the filter (see the README's measurements).
+    #[default]
+    EdDSA,
+    ES256,
+    RS256,
+}
+
+/// The ext_authz gRPC service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtAuthzConfig {
+    /// Where the gRPC server binds. Default `127.0.0.1:9191`.
+    #[serde(default = "default_ext_authz_listen")]
+    pub listen: SocketAddr,
+    /// How Envoy reaches it; default `http://<listen>`.
+    #[serde(default)]
+    pub url: Option<Url>,
+    /// Envoy's deadline for one Check.
+    #[serde(default = "default_ext_authz_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// How long ext_authz keeps answering from memory after losing Redis, then fails closed.
+    #[serde(default = "default_redis_grace", with = "humantime_serde")]
+    pub redis_grace: Duration,
+    /// Full resync of the in-memory state from Redis, on top of the event stream.
+    #[serde(default = "default_resync", with = "humantime_serde")]
+    pub resync_interval: Duration,
+    /// Names of the identity headers the MCP server receives.
+    #[serde(default)]
+    pub identity_headers: IdentityHeaders,
+}
+
+/// Identity headers set for the MCP server (client-sent copies are removed first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityHeaders {
+    #[serde(default = "default_user_id_header")]
+    pub user_id: String,
+    #[serde(default = "default_user_login_header")]
+    pub user_login: String,
+    #[serde(default = "default_client_id_header")]
+    pub client_id: String,
+    #[serde(default = "default_scopes_header")]
+    pub scopes: String,
+}
+
+/// Token verification in the Envoy filter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSettings {
+    /// JWKS refresh interval.
+    #[serde(default = "default_jwks_refresh", with = "humantime_serde")]
+    pub jwks_refresh: Duration,
+    /// Allowed clock skew for `exp`/`nbf`; at most 60 s.
+    #[serde(default = "default_clock_leeway", with = "humantime_serde")]
+    pub clock_leeway: Duration,
+}
+
+/// Lifetimes of what the authserver issues.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenLifetimes {
+    #[serde(default = "default_access_ttl", with = "humantime_serde")]
+    pub access_token: Duration,
+    #[serde(default = "default_refresh_ttl", with = "humantime_serde")]
+    pub refresh_token: Duration,
+    /// At most 10 minutes (OAuth 2.1 §4.1.2).
+    #[serde(default = "default_code_ttl", with = "humantime_serde")]
+    pub authorization_code: Duration,
+    /// Lifetime of a dynamically registered client; `0s` means it never expires.
+    #[serde(default = "default_client_ttl", with = "humantime_serde")]
+    pub client_registration: Duration,
+}
+
+/// Who may use a service: GitHub logins, organisations, and teams (`org/team`).
+/// A user is allowed when any list matches. `users: ["*"]` allows every signed-in user.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessList {
+    #[serde(default)]
+    pub users: Vec<String>,
+    #[serde(default)]
+    pub orgs: Vec<String>,
+    #[serde(default)]
+    pub teams: Vec<String>,
+}
+
+impl AccessList {
+    /// The wildcard entry in `users`.
+    pub const ANYONE: &'static str = "*";
+
+    pub fn allows_anyone(&self) -> bool {
+        self.users.iter().any(|u| u == Self::ANYONE)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.orgs.is_empty() && self.teams.is_empty()
+    }
+}
+
+impl GatewayConfig {
+    /// The issuer exactly as clients and tokens carry it (no trailing slash).
+    pub fn issuer_str(&self) -> &str {
+        self.issuer.as_str().trim_end_matches('/')
+    }
+
+    /// The service with this name.
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// Every scope any service supports, deduplicated, in config order.
+    pub fn scopes_supported(&self) -> Vec<Scope> {
+        let mut scopes: Vec<Scope> = Vec::new();
+        for scope in self.services.iter().flat_map(|s| &s.scopes) {
+            if !scopes.contains(scope) {
+                scopes.push(scope.clone());
+            }
+        }
+        scopes
+    }
+
+    /// How Envoy reaches the authserver.
+    pub fn authserver_endpoint(&self) -> Endpoint {
+        reach(self.authserver.url.as_ref(), self.authserver.listen)
+    }
+
+    /// How Envoy reaches ext_authz.
+    pub fn ext_authz_endpoint(&self) -> Endpoint {
+        reach(self.ext_authz.url.as_ref(), self.ext_authz.listen)
+    }
+}
+
+/// The explicit URL when it names a host (validated at load), else the bind address.
+fn reach(url: Option<&Url>, listen: SocketAddr) -> Endpoint {
+    url.and_then(Endpoint::from_url)
+        .unwrap_or_else(|| Endpoint::from_listen(listen))
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self {
+            address: default_listener(),
+        }
+    }
+}
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            address: default_admin(),
+        }
+    }
+}
+impl Default for RedisConfig {
+    fn default() -> Self {
+        Self {
+            url: default_redis_url(),
+            key_prefix: default_redis_prefix(),
+        }
+    }
+}
+impl Default for AuthServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_authserver_listen(),
+            url: None,
+            signing_alg: SigningAlg::default(),
+            keys_dir: default_keys_dir(),
+            rate_limit_per_minute: default_rate_limit(),
+        }
+    }
+}
+impl Default for ExtAuthzConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_ext_authz_listen(),
+            url: None,
+            timeout: default_ext_authz_timeout(),
+            redis_grace: default_redis_grace(),
+            resync_interval: default_resync(),
+            identity_headers: IdentityHeaders::default(),
+        }
+    }
+}
+impl Default for IdentityHeaders {
+    fn default() -> Self {
+        Self {
+            user_id: default_user_id_header(),
+            user_login: default_user_login_header(),
+            client_id: default_client_id_header(),
+            scopes: default_scopes_header(),
+        }
+    }
+}
+impl Default for FilterSettings {
+    fn default() -> Self {
+        Self {
+            jwks_refresh: default_jwks_refresh(),
+            clock_leeway: default_clock_leeway(),
+        }
+    }
+}
+impl Default for TokenLifetimes {
+    fn default() -> Self {
+        Self {
+            access_token: default_access_ttl(),
+            refresh_token: default_refresh_ttl(),
+            authorization_code: default_code_ttl(),
+            client_registration: default_client_ttl(),
+        }
+    }
+}
+
+fn default_listener() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_admin() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9901))
+}
+fn default_redis_url() -> String {
+    "redis://127.0.0.1:6379/0".to_owned()
+}
+fn default_redis_prefix() -> String {
+    "mcp-auth:".to_owned()
+}
+fn default_authserver_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8081))
+}
+fn default_keys_dir() -> PathBuf {
+    PathBuf::from(".data/keys")
+}
+fn default_rate_limit() -> u32 {
+    120
+}
+fn default_ext_authz_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9191))
+}
+fn default_ext_authz_timeout() -> Duration {
+    Duration::from_millis(250)
+}
+fn default_redis_grace() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_resync() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_user_id_header() -> String {
+    mcp_auth_proto::headers::DEFAULT_IDENTITY_USER_ID.to_owned()
+}
+fn default_user_login_header() -> String {
+    mcp_auth_proto::headers::DEFAULT_IDENTITY_USER_LOGIN.to_owned()
+}
+fn default_client_id_header() -> String {
+    mcp_auth_proto::headers::DEFAULT_IDENTITY_CLIENT_ID.to_owned()
+}
+fn default_scopes_header() -> String {
+    mcp_auth_proto::headers::DEFAULT_IDENTITY_SCOPES.to_owned()
+}
+fn default_jwks_refresh() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_clock_leeway() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_access_ttl() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+fn default_refresh_ttl() -> Duration {
+    Duration::from_secs(30 * 24 * 3600)
+}
+fn default_code_ttl() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_client_ttl() -> Duration {
+    Duration::from_secs(90 * 24 * 3600)
+}

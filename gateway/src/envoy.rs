@@ -1,0 +1,232 @@
+//! Renders the Envoy bootstrap for a gateway config from the template in `envoy/`.
+//!
+//! The Rust side computes every value (clusters, routes, the filter's plugin config); the
+//! template only lays them out, so the YAML structure is readable in one place and the
+//! values come from the one validated [`GatewayConfig`].
+
+use std::path::PathBuf;
+
+use mcp_auth_proto::paths::{AUTHSERVER_PUBLIC_PATHS, PathMatch};
+use serde::Serialize;
+
+use crate::GatewayConfig;
+use crate::endpoint::Endpoint;
+use crate::filter_config::filter_config;
+
+/// The bootstrap template.
+pub const TEMPLATE: &str = include_str!("../../envoy/envoy.yaml.j2");
+/// Envoy cluster of the authserver (the filter fetches the JWKS through it too).
+pub const AUTHSERVER_CLUSTER: &str = "mcp_authserver";
+/// Envoy cluster of the ext_authz gRPC service.
+pub const EXT_AUTHZ_CLUSTER: &str = "mcp_ext_authz";
+/// Name of the token-verifying wasm filter in the HTTP filter chain.
+pub const WASM_FILTER_NAME: &str = "mcp_auth.token_filter";
+/// Name of the ext_authz filter in the HTTP filter chain.
+pub const EXT_AUTHZ_FILTER_NAME: &str = "envoy.filters.http.ext_authz";
+/// Bytes of the request body ext_authz sees (MCP method and tool policy reads JSON-RPC).
+const EXT_AUTHZ_MAX_BODY_BYTES: u32 = 64 * 1024;
+
+/// What the bootstrap needs besides the gateway config.
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    /// The filter's `.wasm` file.
+    pub wasm_path: PathBuf,
+    /// Write an access log (without query strings or credentials) to stdout.
+    pub access_log: bool,
+}
+
+/// Why rendering failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("cannot serialise the filter config: {0}")]
+    FilterConfig(#[from] serde_json::Error),
+    #[error("cannot render the Envoy template: {0}")]
+    Template(#[from] minijinja::Error),
+}
+
+#[derive(Serialize)]
+struct Context {
+    listener: SocketContext,
+    admin: SocketContext,
+    access_log: bool,
+    wasm_path: String,
+    wasm_filter_name: &'static str,
+    ext_authz_filter_name: &'static str,
+    filter_config_json: String,
+    ext_authz_cluster: &'static str,
+    ext_authz_timeout: String,
+    ext_authz_max_body_bytes: u32,
+    authserver_cluster: &'static str,
+    authserver_routes: Vec<PathContext>,
+    virtual_hosts: Vec<VirtualHostContext>,
+    clusters: Vec<ClusterContext>,
+}
+
+#[derive(Serialize)]
+struct SocketContext {
+    address: String,
+    port: u16,
+}
+
+#[derive(Serialize)]
+struct PathContext {
+    /// The Envoy `RouteMatch` field: `path` or `path_separated_prefix`.
+    kind: &'static str,
+    value: &'static str,
+}
+
+#[derive(Serialize)]
+struct VirtualHostContext {
+    name: String,
+    domains: Vec<String>,
+    services: Vec<ServiceRouteContext>,
+}
+
+#[derive(Serialize)]
+struct ServiceRouteContext {
+    name: String,
+    path: String,
+    cluster: String,
+    prefix_rewrite: String,
+    host_rewrite: String,
+    timeout: String,
+}
+
+#[derive(Serialize)]
+struct ClusterContext {
+    name: String,
+    discovery: &'static str,
+    endpoint: Endpoint,
+    http2: bool,
+}
+
+/// Renders the Envoy bootstrap YAML for `config`.
+pub fn render(config: &GatewayConfig, options: &RenderOptions) -> Result<String, RenderError> {
+    let context = Context {
+        listener: socket(config.listener.address),
+        admin: socket(config.admin.address),
+        access_log: options.access_log,
+        wasm_path: options.wasm_path.display().to_string(),
+        wasm_filter_name: WASM_FILTER_NAME,
+        ext_authz_filter_name: EXT_AUTHZ_FILTER_NAME,
+        filter_config_json: serde_json::to_string(&filter_config(config))?,
+        ext_authz_cluster: EXT_AUTHZ_CLUSTER,
+        ext_authz_timeout: seconds(config.ext_authz.timeout),
+        ext_authz_max_body_bytes: EXT_AUTHZ_MAX_BODY_BYTES,
+        authserver_cluster: AUTHSERVER_CLUSTER,
+        authserver_routes: AUTHSERVER_PUBLIC_PATHS.iter().map(path_context).collect(),
+        virtual_hosts: virtual_hosts(config),
+        clusters: clusters(config),
+    };
+    let mut env = minijinja::Environment::new();
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.add_template("envoy.yaml", TEMPLATE)?;
+    Ok(env.get_template("envoy.yaml")?.render(context)?)
+}
+
+fn socket(addr: std::net::SocketAddr) -> SocketContext {
+    SocketContext {
+        address: addr.ip().to_string(),
+        port: addr.port(),
+    }
+}
+
+fn seconds(d: std::time::Duration) -> String {
+    format!("{}.{:03}s", d.as_secs(), d.subsec_millis())
+}
+
+fn path_context(m: &PathMatch) -> PathContext {
+    match *m {
+        PathMatch::Exact(value) => PathContext {
+            kind: "path",
+            value,
+        },
+        PathMatch::Segments(value) => PathContext {
+            kind: "path_separated_prefix",
+            value,
+        },
+    }
+}
+
+/// The issuer's virtual host takes every path-routed service; each distinct service `host`
+/// gets a virtual host of its own. Every virtual host also routes the authserver's paths, so
+/// protected-resource metadata is served on the host and path of its resource.
+fn virtual_hosts(config: &GatewayConfig) -> Vec<VirtualHostContext> {
+    let mut hosts: Vec<VirtualHostContext> = vec![VirtualHostContext {
+        name: "gateway".to_owned(),
+        domains: vec!["*".to_owned()],
+        services: Vec::new(),
+    }];
+    for service in &config.services {
+        let route = service_route(service);
+        match &service.host {
+            None => hosts[0].services.push(route),
+            Some(host) => match hosts.iter_mut().find(|vh| vh.domains.first() == Some(host)) {
+                Some(vh) => vh.services.push(route),
+                None => hosts.push(VirtualHostContext {
+                    name: format!("host_{}", host.replace(['.', ':', '-'], "_")),
+                    domains: vec![host.clone(), format!("{host}:*")],
+                    services: vec![route],
+                }),
+            },
+        }
+    }
+    // Envoy picks the most specific domain match, but keep the wildcard host last for readers.
+    hosts.rotate_left(1);
+    hosts
+}
+
+fn service_route(service: &crate::Service) -> ServiceRouteContext {
+    let upstream = &service.upstream.url;
+    let host_rewrite = Endpoint::from_url(upstream)
+        .map(|e| e.authority())
+        .unwrap_or_default();
+    ServiceRouteContext {
+        name: service.name.clone(),
+        path: service.path.clone(),
+        cluster: service.cluster_name(),
+        prefix_rewrite: upstream.path().to_owned(),
+        host_rewrite,
+        timeout: service
+            .upstream
+            .timeout
+            .map(seconds)
+            .unwrap_or_else(|| "0s".to_owned()),
+    }
+}
+
+fn clusters(config: &GatewayConfig) -> Vec<ClusterContext> {
+    let mut clusters = vec![
+        cluster(
+            AUTHSERVER_CLUSTER.to_owned(),
+            config.authserver_endpoint(),
+            false,
+        ),
+        cluster(
+            EXT_AUTHZ_CLUSTER.to_owned(),
+            config.ext_authz_endpoint(),
+            true,
+        ),
+    ];
+    for service in &config.services {
+        // Validated at load: every upstream URL has a host.
+        if let Some(endpoint) = Endpoint::from_url(&service.upstream.url) {
+            clusters.push(cluster(service.cluster_name(), endpoint, false));
+        }
+    }
+    clusters
+}
+
+fn cluster(name: String, endpoint: Endpoint, http2: bool) -> ClusterContext {
+    let discovery = if endpoint.is_ip() {
+        "STATIC"
+    } else {
+        "STRICT_DNS"
+    };
+    ClusterContext {
+        name,
+        discovery,
+        endpoint,
+        http2,
+    }
+}

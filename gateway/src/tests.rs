@@ -1,0 +1,198 @@
+use super::*;
+use crate::envoy::{RenderOptions, render};
+use crate::filter_config::filter_config;
+
+const MINIMAL: &str = r#"
+issuer: http://127.0.0.1:8080
+services:
+  - name: everything
+    upstream: { url: "http://127.0.0.1:3001/mcp" }
+"#;
+
+fn error_of(yaml: &str) -> String {
+    GatewayConfig::from_yaml(yaml).unwrap_err().to_string()
+}
+
+fn with_service(fields: &str) -> String {
+    format!(
+        "issuer: http://127.0.0.1:8080\nservices:\n  - name: everything\n    upstream: {{ url: \"http://127.0.0.1:3001/mcp\" }}\n{fields}"
+    )
+}
+
+#[test]
+fn example_config_is_valid() {
+    let config =
+        GatewayConfig::from_yaml(include_str!("../../envoy/gateway.example.yaml")).unwrap();
+    assert_eq!(config.issuer_str(), "http://127.0.0.1:8080");
+    assert_eq!(
+        config.services.len(),
+        1,
+        "the disabled example service is dropped"
+    );
+}
+
+#[test]
+fn defaults_are_resolved_from_the_issuer() {
+    let config = GatewayConfig::from_yaml(MINIMAL).unwrap();
+    let service = &config.services[0];
+    assert_eq!(service.path, "/everything/mcp");
+    assert_eq!(service.resource, "http://127.0.0.1:8080/everything/mcp");
+    assert_eq!(
+        service.resource_metadata_url(),
+        "http://127.0.0.1:8080/.well-known/oauth-protected-resource/everything/mcp"
+    );
+    assert_eq!(
+        service
+            .required_scopes
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>(),
+        ["mcp"]
+    );
+    assert_eq!(config.authserver_endpoint().authority(), "127.0.0.1:8081");
+}
+
+#[test]
+fn host_routed_service_gets_its_own_resource() {
+    let config = GatewayConfig::from_yaml(
+        &with_service("    host: time.mcp.example.com\n    path: /mcp\n")
+            .replace("http://127.0.0.1:8080", "https://gw.example.com"),
+    )
+    .unwrap();
+    assert_eq!(
+        config.services[0].resource,
+        "https://time.mcp.example.com/mcp"
+    );
+}
+
+#[test]
+fn unknown_field_is_refused_by_name() {
+    let err = error_of(&with_service("    scopez: [mcp]\n"));
+    assert!(
+        err.contains("services[0]") && err.contains("scopez"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_values_name_their_field() {
+    let cases = [
+        (MINIMAL.replace("http://127.0.0.1:8080", "http://gw.example.com"), "`issuer`"),
+        (MINIMAL.replace("http://127.0.0.1:8080", "https://gw.example.com/auth/"), "`issuer`"),
+        (with_service("    path: /token\n"), "services[0].path"),
+        (with_service("    path: /everything/mcp/\n"), "services[0].path"),
+        (with_service("    path: /.well-known/x\n"), "services[0].path"),
+        (with_service("    scopes: [offline_access]\n"), "services[0].scopes"),
+        (with_service("    scopes: [mcp:tools]\n    required_scopes: [mcp]\n"), "services[0].required_scopes[0]"),
+        (with_service("    allowed_origins: [\"https://app.example.com/\"]\n"), "services[0].allowed_origins[0]"),
+        (with_service("    resource: https://a.example.com/mcp#x\n"), "services[0].resource"),
+        (with_service("    access: { teams: [justateam] }\n"), "services[0].access.teams[0]"),
+        (MINIMAL.replace("upstream: { url: \"http://127.0.0.1:3001/mcp\" }", "upstream: { url: \"http://10.0.0.1:3001/mcp\", transport: stdio, run: { command: x } }"), "services[0].upstream.url"),
+        (MINIMAL.replace("upstream: { url: \"http://127.0.0.1:3001/mcp\" }", "upstream: { url: \"http://127.0.0.1:3001/mcp\", transport: stdio }"), "services[0].upstream.run"),
+        (MINIMAL.replace("- name: everything", "- name: Every_Thing"), "services[0].name"),
+        (format!("{MINIMAL}admin: {{ address: \"0.0.0.0:9901\" }}\n"), "admin.address"),
+        (format!("{MINIMAL}filter: {{ clock_leeway: 61s }}\n"), "filter.clock_leeway"),
+        (format!("{MINIMAL}tokens: {{ authorization_code: 11m }}\n"), "tokens.authorization_code"),
+        (format!("{MINIMAL}redis: {{ url: \"http://x\" }}\n"), "redis.url"),
+        (format!("{MINIMAL}  - name: everything\n    upstream: {{ url: \"http://127.0.0.1:3002/mcp\" }}\n"), "services[1].name"),
+        ("issuer: http://127.0.0.1:8080\nservices: []\n".to_owned(), "`services`"),
+    ];
+    for (yaml, field) in cases {
+        let err = error_of(&yaml);
+        assert!(
+            err.contains(field),
+            "expected {field} in: {err}\n--- yaml ---\n{yaml}"
+        );
+    }
+}
+
+#[test]
+fn duplicate_path_on_one_host_is_refused() {
+    let yaml = format!(
+        "{MINIMAL}  - name: other\n    path: /everything/mcp\n    upstream: {{ url: \"http://127.0.0.1:3002/mcp\" }}\n"
+    );
+    assert!(error_of(&yaml).contains("services[1].path"));
+}
+
+#[test]
+fn yaml_round_trip_keeps_the_config() {
+    let config =
+        GatewayConfig::from_yaml(include_str!("../../envoy/gateway.example.yaml")).unwrap();
+    let again = GatewayConfig::from_yaml(&config.to_yaml().unwrap()).unwrap();
+    assert_eq!(config, again);
+}
+
+#[test]
+fn filter_config_comes_from_the_same_service_entry() {
+    let config = GatewayConfig::from_yaml(MINIMAL).unwrap();
+    let filter = filter_config(&config);
+    assert_eq!(filter.issuer, "http://127.0.0.1:8080");
+    assert_eq!(filter.jwks.path, "/jwks");
+    assert_eq!(filter.routes[0].route, "everything");
+    assert_eq!(filter.routes[0].resource, config.services[0].resource);
+    assert_eq!(
+        filter.routes[0].resource_metadata,
+        config.services[0].resource_metadata_url()
+    );
+}
+
+#[test]
+fn rendered_bootstrap_is_yaml_with_every_route_and_cluster() {
+    let config = GatewayConfig::from_yaml(MINIMAL).unwrap();
+    let yaml = render(
+        &config,
+        &RenderOptions {
+            wasm_path: "/x/filter.wasm".into(),
+            access_log: true,
+        },
+    )
+    .unwrap();
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&yaml).unwrap();
+    let text = serde_json::to_string(&doc).unwrap();
+    for needle in [
+        "\"path_separated_prefix\":\"/everything/mcp\"",
+        "\"prefix_rewrite\":\"/mcp\"",
+        "\"cluster_name\":\"mcp_ext_authz\"",
+        "\"failure_mode_allow\":false",
+        "\"path\":\"/token\"",
+        "\"path_separated_prefix\":\"/.well-known/oauth-protected-resource\"",
+        "\"filename\":\"/x/filter.wasm\"",
+    ] {
+        assert!(text.contains(needle), "missing {needle}");
+    }
+    // The filter config travels as a JSON string that the filter parses back.
+    let value = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0]
+        ["typed_config"]["config"]["configuration"]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let parsed: mcp_auth_proto::filter_config::FilterConfig = serde_json::from_str(&value).unwrap();
+    assert_eq!(parsed, filter_config(&config));
+}
+
+#[test]
+fn environment_overrides_the_global_allow_list_and_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(&path, MINIMAL).unwrap();
+    let env: std::collections::HashMap<String, String> = [
+        ("ALLOWED_GITHUB_USERS".to_owned(), "alice, bob".to_owned()),
+        ("ALLOWED_GITHUB_TEAMS".to_owned(), "acme/mcp".to_owned()),
+        (
+            "REDIS_URL".to_owned(),
+            "redis://127.0.0.1:7000/2".to_owned(),
+        ),
+    ]
+    .into();
+    let config = GatewayConfig::load_with_env(&path, &env).unwrap();
+    assert_eq!(config.access.users, ["alice", "bob"]);
+    assert_eq!(config.access.teams, ["acme/mcp"]);
+    assert_eq!(config.redis.url, "redis://127.0.0.1:7000/2");
+
+    let bad: std::collections::HashMap<String, String> =
+        [("ALLOWED_GITHUB_TEAMS".to_owned(), "acme".to_owned())].into();
+    let err = GatewayConfig::load_with_env(&path, &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("access.teams[0]"), "{err}");
+}

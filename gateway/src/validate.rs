@@ -1,0 +1,424 @@
+//! Checks a parsed gateway config and fills in the defaults that depend on other fields.
+//!
+//! Every problem names the field it is about (`services[1].path`), so a bad file is refused
+//! at start with a message an operator can act on.
+
+use std::collections::HashSet;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use mcp_auth_proto::paths::{AUTHSERVER_PUBLIC_PATHS, PathMatch};
+use url::Url;
+
+use crate::ConfigError;
+use crate::config::{AccessList, GatewayConfig};
+use crate::endpoint::Endpoint;
+use crate::service::{Service, Transport};
+
+const MAX_CLOCK_LEEWAY: Duration = Duration::from_secs(60);
+const MAX_CODE_TTL: Duration = Duration::from_secs(600);
+const MAX_SERVICE_NAME: usize = 40;
+/// RFC 6749 §3.3 / MCP: never advertised by a resource.
+const OFFLINE_ACCESS: &str = "offline_access";
+
+fn invalid(field: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        problem: problem.into(),
+    }
+}
+
+/// Validates `config` and resolves the defaults of each service.
+pub(crate) fn validate(mut config: GatewayConfig) -> Result<GatewayConfig, ConfigError> {
+    validate_issuer(&config.issuer)?;
+    if !config.admin.address.ip().is_loopback() {
+        return Err(invalid(
+            "admin.address",
+            "Envoy's admin interface must bind a loopback address",
+        ));
+    }
+    validate_redis_url(&config.redis.url)?;
+    validate_reach_url("authserver.url", config.authserver.url.as_ref())?;
+    validate_reach_url("ext_authz.url", config.ext_authz.url.as_ref())?;
+    validate_durations(&config)?;
+    validate_access("access", &config.access)?;
+
+    config.services.retain(|s| s.enabled);
+    if config.services.is_empty() {
+        return Err(invalid(
+            "services",
+            "at least one enabled service is required",
+        ));
+    }
+    let issuer = config.issuer.clone();
+    let mut names = HashSet::new();
+    let mut routes = HashSet::new();
+    for (i, service) in config.services.iter_mut().enumerate() {
+        let at = |field: &str| format!("services[{i}].{field}");
+        resolve_service(service, &issuer, &at)?;
+        if !names.insert(service.name.clone()) {
+            return Err(invalid(
+                at("name"),
+                format!("{:?} is used by another service", service.name),
+            ));
+        }
+        if !routes.insert((service.host.clone(), service.path.clone())) {
+            return Err(invalid(
+                at("path"),
+                format!(
+                    "{:?} is served by another service on the same host",
+                    service.path
+                ),
+            ));
+        }
+    }
+    Ok(config)
+}
+
+fn validate_issuer(issuer: &Url) -> Result<(), ConfigError> {
+    let field = "issuer";
+    match issuer.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(issuer) => {}
+        "http" => {
+            return Err(invalid(
+                field,
+                "must use https (http is allowed for loopback hosts only)",
+            ));
+        }
+        other => {
+            return Err(invalid(
+                field,
+                format!("scheme {other:?} is not http or https"),
+            ));
+        }
+    }
+    if issuer.host().is_none() {
+        return Err(invalid(field, "must name a host"));
+    }
+    if issuer.query().is_some() || issuer.fragment().is_some() {
+        return Err(invalid(
+            field,
+            "must not have a query or fragment (RFC 8414 §2)",
+        ));
+    }
+    if issuer.path() != "/" && issuer.path().ends_with('/') {
+        return Err(invalid(
+            field,
+            "must not end with '/' (clients compare it byte for byte)",
+        ));
+    }
+    if !issuer.username().is_empty() || issuer.password().is_some() {
+        return Err(invalid(field, "must not carry credentials"));
+    }
+    Ok(())
+}
+
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn validate_redis_url(url: &str) -> Result<(), ConfigError> {
+    let ok = ["redis://", "rediss://", "unix://", "redis+unix://"]
+        .iter()
+        .any(|p| url.starts_with(p));
+    if ok && Url::parse(url).is_ok() {
+        Ok(())
+    } else {
+        Err(invalid(
+            "redis.url",
+            format!("{url:?} is not a redis://, rediss:// or unix:// URL"),
+        ))
+    }
+}
+
+fn validate_reach_url(field: &str, url: Option<&Url>) -> Result<(), ConfigError> {
+    match url {
+        Some(url) if Endpoint::from_url(url).is_none() => Err(invalid(
+            field,
+            format!("{url} is not an http(s) URL with a host"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn validate_durations(config: &GatewayConfig) -> Result<(), ConfigError> {
+    if config.filter.clock_leeway > MAX_CLOCK_LEEWAY {
+        return Err(invalid("filter.clock_leeway", "must be at most 60s"));
+    }
+    if config.filter.jwks_refresh < Duration::from_secs(1) {
+        return Err(invalid("filter.jwks_refresh", "must be at least 1s"));
+    }
+    let tokens = &config.tokens;
+    if tokens.access_token < Duration::from_secs(1) {
+        return Err(invalid("tokens.access_token", "must be at least 1s"));
+    }
+    if tokens.refresh_token < tokens.access_token {
+        return Err(invalid(
+            "tokens.refresh_token",
+            "must not be shorter than tokens.access_token",
+        ));
+    }
+    if tokens.authorization_code.is_zero() || tokens.authorization_code > MAX_CODE_TTL {
+        return Err(invalid(
+            "tokens.authorization_code",
+            "must be between 1s and 10m (OAuth 2.1 §4.1.2)",
+        ));
+    }
+    if config.ext_authz.timeout.is_zero() {
+        return Err(invalid("ext_authz.timeout", "must be more than 0s"));
+    }
+    if config.ext_authz.resync_interval < Duration::from_secs(1) {
+        return Err(invalid("ext_authz.resync_interval", "must be at least 1s"));
+    }
+    Ok(())
+}
+
+fn validate_access(field: &str, access: &AccessList) -> Result<(), ConfigError> {
+    for (i, team) in access.teams.iter().enumerate() {
+        let well_formed = team
+            .split_once('/')
+            .is_some_and(|(org, slug)| !org.is_empty() && !slug.is_empty() && !slug.contains('/'));
+        if !well_formed {
+            return Err(invalid(
+                format!("{field}.teams[{i}]"),
+                format!("{team:?} is not of the form org/team"),
+            ));
+        }
+    }
+    let blank = |list: &[String]| list.iter().position(|entry| entry.trim().is_empty());
+    for (name, list) in [
+        ("users", &access.users),
+        ("orgs", &access.orgs),
+        ("teams", &access.teams),
+    ] {
+        if let Some(i) = blank(list) {
+            return Err(invalid(format!("{field}.{name}[{i}]"), "must not be empty"));
+        }
+    }
+    Ok(())
+}
+
+fn resolve_service(
+    service: &mut Service,
+    issuer: &Url,
+    at: &dyn Fn(&str) -> String,
+) -> Result<(), ConfigError> {
+    let name_ok = !service.name.is_empty()
+        && service.name.len() <= MAX_SERVICE_NAME
+        && service
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !service.name.starts_with('-');
+    if !name_ok {
+        return Err(invalid(
+            at("name"),
+            format!(
+                "{:?} must be 1-40 characters of a-z, 0-9 and '-'",
+                service.name
+            ),
+        ));
+    }
+    if service.path.is_empty() {
+        service.path = format!("/{}/mcp", service.name);
+    }
+    validate_path(&service.path, &at("path"))?;
+    if let Some(host) = &service.host {
+        let ok = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b));
+        if !ok {
+            return Err(invalid(at("host"), format!("{host:?} is not a host name")));
+        }
+    }
+
+    if service.resource.is_empty() {
+        service.resource = default_resource(issuer, service.host.as_deref(), &service.path);
+    }
+    validate_resource(&service.resource, &at("resource"))?;
+
+    if service.scopes.is_empty() {
+        return Err(invalid(at("scopes"), "at least one scope is required"));
+    }
+    if service.scopes.iter().any(|s| s.as_str() == OFFLINE_ACCESS) {
+        return Err(invalid(
+            at("scopes"),
+            "offline_access is never a resource scope; refresh tokens are granted without it",
+        ));
+    }
+    if service.required_scopes.is_empty() {
+        service.required_scopes = service.scopes.clone();
+    }
+    for (i, required) in service.required_scopes.iter().enumerate() {
+        if !service
+            .scopes
+            .iter()
+            .any(|s| s.satisfies(required.as_str()))
+        {
+            return Err(invalid(
+                at(&format!("required_scopes[{i}]")),
+                format!(
+                    "{required} is not covered by any scope in `scopes`, so no token could ever satisfy it"
+                ),
+            ));
+        }
+    }
+    for (i, origin) in service.allowed_origins.iter().enumerate() {
+        validate_origin(origin, &at(&format!("allowed_origins[{i}]")))?;
+    }
+    if let Some(access) = &service.access {
+        validate_access(&at("access"), access)?;
+    }
+    validate_upstream(service, at)
+}
+
+fn validate_path(path: &str, field: &str) -> Result<(), ConfigError> {
+    if !path.starts_with('/') || path.len() < 2 {
+        return Err(invalid(
+            field,
+            format!("{path:?} must start with '/' and name a path"),
+        ));
+    }
+    if path.ends_with('/')
+        || path.contains(['?', '#', '%', '*', ' '])
+        || path.contains("//")
+        || path.contains("/..")
+    {
+        return Err(invalid(
+            field,
+            format!("{path:?} must be a plain path without a trailing '/', query or wildcards"),
+        ));
+    }
+    let taken = AUTHSERVER_PUBLIC_PATHS.iter().find(|m| match m {
+        PathMatch::Exact(p) => path == *p,
+        PathMatch::Segments(p) => {
+            path == *p
+                || path
+                    .strip_prefix(p)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        }
+    });
+    if let Some(m) = taken {
+        return Err(invalid(
+            field,
+            format!("{path:?} collides with the authorization server's {m:?}"),
+        ));
+    }
+    if path.starts_with("/.well-known/") {
+        return Err(invalid(
+            field,
+            format!("{path:?} is under /.well-known, which the gateway reserves"),
+        ));
+    }
+    Ok(())
+}
+
+fn default_resource(issuer: &Url, host: Option<&str>, path: &str) -> String {
+    let authority = match host {
+        Some(host) => host.to_owned(),
+        None => {
+            let host = issuer.host_str().unwrap_or_default();
+            match issuer.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            }
+        }
+    };
+    format!("{}://{authority}{path}", issuer.scheme())
+}
+
+fn validate_resource(resource: &str, field: &str) -> Result<(), ConfigError> {
+    let url = Url::parse(resource)
+        .map_err(|e| invalid(field, format!("{resource:?} is not an absolute URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid(
+            field,
+            format!("{resource:?} must be an http(s) URL with a host"),
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() || resource.contains('#') {
+        return Err(invalid(
+            field,
+            format!("{resource:?} must not have a query or fragment (RFC 8707 §2)"),
+        ));
+    }
+    if resource.ends_with('/') {
+        return Err(invalid(
+            field,
+            format!("{resource:?} must not end with '/' (it is compared byte for byte)"),
+        ));
+    }
+    if url.as_str() != resource {
+        return Err(invalid(
+            field,
+            format!(
+                "{resource:?} is not in canonical form; write {:?}",
+                url.as_str()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_origin(origin: &str, field: &str) -> Result<(), ConfigError> {
+    let url = Url::parse(origin)
+        .map_err(|e| invalid(field, format!("{origin:?} is not an origin: {e}")))?;
+    let serialized = url.origin().ascii_serialization();
+    if serialized != origin {
+        return Err(invalid(
+            field,
+            format!(
+                "{origin:?} is not an origin (scheme://host[:port]); did you mean {serialized:?}?"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_upstream(service: &Service, at: &dyn Fn(&str) -> String) -> Result<(), ConfigError> {
+    let upstream = &service.upstream;
+    let Some(endpoint) = Endpoint::from_url(&upstream.url) else {
+        return Err(invalid(
+            at("upstream.url"),
+            format!("{} is not an http(s) URL with a host", upstream.url),
+        ));
+    };
+    if upstream.url.query().is_some() || upstream.url.fragment().is_some() {
+        return Err(invalid(
+            at("upstream.url"),
+            "must not have a query or fragment",
+        ));
+    }
+    if let Some(run) = &upstream.run
+        && run.command.trim().is_empty()
+    {
+        return Err(invalid(at("upstream.run.command"), "must not be empty"));
+    }
+    if upstream.transport == Transport::Stdio {
+        if upstream.run.is_none() {
+            return Err(invalid(
+                at("upstream.run"),
+                "a stdio server needs the command that runs it",
+            ));
+        }
+        let local = endpoint
+            .host
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+            || endpoint.host == "localhost";
+        if !local || endpoint.tls {
+            return Err(invalid(
+                at("upstream.url"),
+                "a stdio server is wrapped locally: use http://127.0.0.1:<port>/<path>",
+            ));
+        }
+    }
+    Ok(())
+}
