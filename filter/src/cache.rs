@@ -1,0 +1,212 @@
+//! A bounded per-worker cache of verified tokens, so a client's repeated requests cost a
+//! SHA-256 and a hash lookup instead of a signature check and two JSON parses.
+//!
+//! - Keyed by SHA-256 of the token: the token itself is never stored (a heap dump or a
+//!   debug print cannot leak it), and a collision would need a SHA-256 second preimage.
+//! - An entry ends at the token's `exp` (the leeway is not applied: past `exp` the token
+//!   is verified again, which still honours the leeway).
+//! - Holds only route-independent facts; every request still checks the route's audience
+//!   and scopes against the cached claims.
+//! - Key rotation: the owner clears the cache when a new key set drops a key.
+//! - Bounded: when full, the oldest entry goes (insertion order; old entries are also the
+//!   first to expire).
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hash, Hasher};
+
+use sha2::{Digest as _, Sha256};
+
+/// Default number of tokens a worker remembers.
+pub const DEFAULT_CAPACITY: usize = 10_000;
+
+/// SHA-256 of a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenHash([u8; 32]);
+
+impl TokenHash {
+    pub fn of(token: &str) -> Self {
+        Self(Sha256::digest(token.as_bytes()).into())
+    }
+}
+
+impl Hash for TokenHash {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Already uniformly distributed: 8 bytes are plenty for the table.
+        let mut prefix = [0u8; 8];
+        prefix.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(prefix));
+    }
+}
+
+/// Passes a [`TokenHash`]'s prefix through: no second hash over a hash.
+#[derive(Default)]
+struct PrefixHasher(u64);
+
+impl Hasher for PrefixHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+struct Entry<V> {
+    value: V,
+    expires_at: u64,
+}
+
+/// Bounded map from token hash to a verified value, each entry alive until its expiry.
+pub struct TokenCache<V> {
+    entries: HashMap<TokenHash, Entry<V>, BuildHasherDefault<PrefixHasher>>,
+    /// Insertion order; holds exactly the keys of `entries`.
+    order: VecDeque<TokenHash>,
+    capacity: usize,
+}
+
+impl<V> TokenCache<V> {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            entries: HashMap::default(),
+            order: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    /// The value cached for `key`, if it has not expired at `now`.
+    pub fn get(&self, key: &TokenHash, now: u64) -> Option<&V> {
+        self.entries
+            .get(key)
+            .filter(|entry| now < entry.expires_at)
+            .map(|entry| &entry.value)
+    }
+
+    /// Remembers `value` until `expires_at`; evicts the oldest entry when full.
+    pub fn insert(&mut self, key: TokenHash, value: V, expires_at: u64, now: u64) {
+        if self.capacity == 0 || expires_at <= now {
+            return;
+        }
+        if let Some(entry) = self.entries.get_mut(&key) {
+            *entry = Entry { value, expires_at };
+            return;
+        }
+        while self.entries.len() >= self.capacity {
+            match self.order.pop_front() {
+                Some(oldest) => {
+                    self.entries.remove(&oldest);
+                }
+                None => break,
+            }
+        }
+        self.entries.insert(key, Entry { value, expires_at });
+        self.order.push_back(key);
+    }
+
+    /// Forgets everything (a key left the key set).
+    pub fn clear(&mut self) {
+        self.entries.clear();
+        self.order.clear();
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: usize) -> TokenHash {
+        TokenHash::of(&format!("token-{i}"))
+    }
+
+    #[test]
+    fn entries_end_at_expiry() {
+        let mut cache = TokenCache::new(10);
+        cache.insert(key(1), "a", 100, 50);
+        assert_eq!(cache.get(&key(1), 50), Some(&"a"));
+        assert_eq!(cache.get(&key(1), 99), Some(&"a"));
+        assert_eq!(cache.get(&key(1), 100), None);
+        assert_eq!(cache.get(&key(2), 50), None);
+    }
+
+    #[test]
+    fn already_expired_values_are_not_stored() {
+        let mut cache = TokenCache::new(10);
+        cache.insert(key(1), "a", 100, 100);
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn size_is_bounded_and_the_oldest_goes_first() {
+        let mut cache = TokenCache::new(3);
+        for i in 0..5 {
+            cache.insert(key(i), i, 1_000, 0);
+        }
+        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.order.len(), 3);
+        assert_eq!(cache.get(&key(0), 0), None);
+        assert_eq!(cache.get(&key(1), 0), None);
+        assert_eq!(cache.get(&key(4), 0), Some(&4));
+    }
+
+    #[test]
+    fn reinserting_a_key_replaces_it_without_growing() {
+        let mut cache = TokenCache::new(3);
+        cache.insert(key(1), 1, 100, 0);
+        cache.insert(key(1), 2, 200, 150);
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.order.len(), 1);
+        assert_eq!(cache.get(&key(1), 150), Some(&2));
+    }
+
+    #[test]
+    fn expired_entries_age_out_through_the_bound() {
+        let mut cache = TokenCache::new(100);
+        for i in 0..10_000 {
+            cache.insert(key(i), i, i as u64 + 10, i as u64);
+        }
+        assert_eq!(cache.len(), 100);
+        assert_eq!(cache.order.len(), 100);
+    }
+
+    #[test]
+    fn clear_forgets_everything() {
+        let mut cache = TokenCache::new(3);
+        cache.insert(key(1), 1, 100, 0);
+        cache.clear();
+        assert!(cache.is_empty());
+        assert!(cache.order.is_empty());
+        assert_eq!(cache.get(&key(1), 0), None);
+    }
+
+    #[test]
+    fn zero_capacity_caches_nothing() {
+        let mut cache = TokenCache::new(0);
+        cache.insert(key(1), 1, 100, 0);
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn the_key_is_the_sha256_of_the_token() {
+        assert_eq!(TokenHash::of("a"), TokenHash::of("a"));
+        assert_ne!(TokenHash::of("a"), TokenHash::of("b"));
+        assert_eq!(
+            TokenHash::of("abc").0[..4],
+            [0xba, 0x78, 0x16, 0xbf],
+            "FIPS 180-2 test vector"
+        );
+    }
+}

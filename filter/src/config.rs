@@ -1,0 +1,174 @@
+//! The plugin configuration: [`FilterConfig`] JSON, parsed and validated once in `on_configure`
+//! and shared with every request through an `Rc`.
+//!
+//! Parsing reports the JSON path of the offending field (`routes[0].resource`), so a log line
+//! names what to fix. Unknown fields are rejected by the proto types themselves.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use mcp_auth_proto::filter_config::{FilterConfig, JwksSource, RoutePolicy};
+
+/// Upper bound of `clock_leeway_secs`: more would keep expired tokens alive noticeably.
+pub const MAX_CLOCK_LEEWAY_SECS: u64 = 60;
+
+/// Why the plugin configuration was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("the plugin configuration is empty")]
+    Empty,
+    #[error("field `{path}`: {message}")]
+    Json { path: String, message: String },
+    #[error("field `{field}`: {reason}")]
+    Invalid { field: String, reason: String },
+}
+
+/// The validated configuration of one plugin instance.
+#[derive(Debug)]
+pub struct Config {
+    /// Required `iss` of every token.
+    pub issuer: String,
+    /// Allowed clock skew for `exp`/`nbf`, in seconds.
+    pub clock_leeway_secs: u64,
+    /// Where the JWKS comes from.
+    pub jwks: JwksSource,
+    routes: HashMap<String, Rc<Route>>,
+}
+
+/// One protected route, with what its answers need precomputed.
+#[derive(Debug)]
+pub struct Route {
+    pub policy: RoutePolicy,
+    /// The required scopes, space-joined: the `scope` attribute of every challenge.
+    pub scope_param: String,
+}
+
+impl Config {
+    /// Parses and validates the plugin configuration (the JSON of a `StringValue`).
+    pub fn parse(json: &[u8]) -> Result<Self, ConfigError> {
+        if json.iter().all(u8::is_ascii_whitespace) {
+            return Err(ConfigError::Empty);
+        }
+        let mut deserializer = serde_json::Deserializer::from_slice(json);
+        let config: FilterConfig =
+            serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+                ConfigError::Json {
+                    path: err.path().to_string(),
+                    message: err.inner().to_string(),
+                }
+            })?;
+        deserializer.end().map_err(|err| ConfigError::Json {
+            path: ".".to_owned(),
+            message: err.to_string(),
+        })?;
+        Self::from_filter_config(config)
+    }
+
+    /// Validates an already deserialized configuration.
+    pub fn from_filter_config(config: FilterConfig) -> Result<Self, ConfigError> {
+        non_empty("issuer", &config.issuer)?;
+        if config.clock_leeway_secs > MAX_CLOCK_LEEWAY_SECS {
+            return Err(invalid(
+                "clock_leeway_secs",
+                format!(
+                    "{} exceeds the maximum of {MAX_CLOCK_LEEWAY_SECS} seconds",
+                    config.clock_leeway_secs
+                ),
+            ));
+        }
+        non_empty("jwks.cluster", &config.jwks.cluster)?;
+        non_empty("jwks.authority", &config.jwks.authority)?;
+        if !config.jwks.path.starts_with('/') {
+            return Err(invalid("jwks.path", "must start with '/'".to_owned()));
+        }
+        if config.jwks.refresh_secs == 0 {
+            return Err(invalid(
+                "jwks.refresh_secs",
+                "must be at least 1".to_owned(),
+            ));
+        }
+        if config.jwks.timeout_ms == 0 {
+            return Err(invalid("jwks.timeout_ms", "must be at least 1".to_owned()));
+        }
+        if config.routes.is_empty() {
+            return Err(invalid(
+                "routes",
+                "at least one route is required".to_owned(),
+            ));
+        }
+
+        let mut routes = HashMap::with_capacity(config.routes.len());
+        for (i, policy) in config.routes.into_iter().enumerate() {
+            let field = |name: &str| format!("routes[{i}].{name}");
+            non_empty(&field("route"), &policy.route)?;
+            non_empty(&field("resource"), &policy.resource)?;
+            non_empty(&field("resource_metadata"), &policy.resource_metadata)?;
+            // Both end up in header values; a control character would be header injection.
+            for (name, value) in [
+                ("resource", &policy.resource),
+                ("resource_metadata", &policy.resource_metadata),
+            ] {
+                if value.chars().any(char::is_control) {
+                    return Err(invalid(
+                        &field(name),
+                        "contains a control character".to_owned(),
+                    ));
+                }
+            }
+            let scope_param = policy
+                .required_scopes
+                .iter()
+                .map(|scope| scope.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let name = policy.route.clone();
+            let route = Rc::new(Route {
+                policy,
+                scope_param,
+            });
+            if routes.insert(name.clone(), route).is_some() {
+                return Err(invalid(
+                    &field("route"),
+                    format!("route {name:?} is configured twice"),
+                ));
+            }
+        }
+
+        Ok(Self {
+            issuer: config.issuer,
+            clock_leeway_secs: config.clock_leeway_secs,
+            jwks: config.jwks,
+            routes,
+        })
+    }
+
+    /// The policy of the Envoy route named `route_name`, if it is protected.
+    pub fn route(&self, route_name: &str) -> Option<&Rc<Route>> {
+        self.routes.get(route_name)
+    }
+}
+
+impl Route {
+    /// RS-18: an absent `Origin` is allowed; a present one must be listed exactly.
+    pub fn allows_origin(&self, origin: Option<&str>) -> bool {
+        origin.is_none_or(|origin| self.policy.allowed_origins.iter().any(|o| o == origin))
+    }
+}
+
+fn non_empty(field: &str, value: &str) -> Result<(), ConfigError> {
+    if value.trim().is_empty() {
+        Err(invalid(field, "must not be empty".to_owned()))
+    } else {
+        Ok(())
+    }
+}
+
+fn invalid(field: &str, reason: String) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.to_owned(),
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests;

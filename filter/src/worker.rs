@@ -1,0 +1,235 @@
+//! One worker's state and the whole per-request decision, with no host calls: the root
+//! context installs keys, the HTTP contexts hand in what they read from the request.
+//!
+//! Envoy runs one wasm VM per worker thread; everything here lives in that VM, shared by
+//! `Rc` between its root context and its HTTP contexts (single-threaded, so `RefCell`).
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use mcp_auth_proto::headers::{
+    HANDOFF_CLIENT_ID, HANDOFF_EXPIRES_AT, HANDOFF_GRANT_ID, HANDOFF_LOGIN, HANDOFF_SCOPE,
+    HANDOFF_SERVICE, HANDOFF_SUBJECT, HANDOFF_TOKEN_ID,
+};
+
+use crate::bearer::bearer_token;
+use crate::cache::{TokenCache, TokenHash};
+use crate::challenge::{self, Denial};
+use crate::config::{Config, Route};
+use crate::jwks::KeySet;
+use crate::verify::{
+    Expectations, RouteError, VerifiedToken, authorize_for_route, verify_access_token,
+};
+
+/// What the HTTP context read from the request (raw header bytes: never trust UTF-8).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestFacts<'a> {
+    /// Envoy's route name (`xds.route_name`).
+    pub route_name: Option<&'a [u8]>,
+    pub origin: Option<&'a [u8]>,
+    pub authorization: Option<&'a [u8]>,
+    pub path: Option<&'a [u8]>,
+}
+
+/// A request that may pass, with what to hand on.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    pub route: Rc<Route>,
+    pub token: Rc<VerifiedToken>,
+}
+
+/// A request that is answered by the filter, and why (for the log; never holds the token).
+#[derive(Debug, Clone)]
+pub struct Refused {
+    pub denial: Denial,
+    pub reason: String,
+}
+
+/// What changed when a key set was installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyChange {
+    /// Cached tokens were forgotten because a key left the set.
+    pub cache_cleared: bool,
+}
+
+/// The state of one worker VM.
+pub struct Worker {
+    pub config: Rc<Config>,
+    keys: RefCell<Option<Rc<KeySet>>>,
+    cache: RefCell<TokenCache<Rc<VerifiedToken>>>,
+    key_refresh_wanted: Cell<bool>,
+}
+
+impl Worker {
+    pub fn new(config: Rc<Config>, cache_capacity: usize) -> Self {
+        Self {
+            config,
+            keys: RefCell::new(None),
+            cache: RefCell::new(TokenCache::new(cache_capacity)),
+            key_refresh_wanted: Cell::new(false),
+        }
+    }
+
+    pub fn has_keys(&self) -> bool {
+        self.keys.borrow().is_some()
+    }
+
+    /// Replaces the key set. If a key of the old set is missing from the new one, tokens it
+    /// verified must not be honoured any longer: the cache is cleared.
+    pub fn install_keys(&self, keys: KeySet) -> KeyChange {
+        let mut current = self.keys.borrow_mut();
+        let cache_cleared = match current.as_deref() {
+            Some(old) if !keys.contains_all_of(old) => {
+                self.cache.borrow_mut().clear();
+                true
+            }
+            _ => false,
+        };
+        *current = Some(Rc::new(keys));
+        KeyChange { cache_cleared }
+    }
+
+    /// Asks the root context for an early JWKS fetch (a token named an unknown key).
+    pub fn request_key_refresh(&self) {
+        self.key_refresh_wanted.set(true);
+    }
+
+    /// Whether an early fetch was asked for since the last call.
+    pub fn take_key_refresh_request(&self) -> bool {
+        self.key_refresh_wanted.replace(false)
+    }
+
+    pub fn cached_tokens(&self) -> usize {
+        self.cache.borrow().len()
+    }
+
+    /// Decides one request at `now` (seconds since the epoch): route policy, `Origin`,
+    /// credentials, token (cached or verified), audience and scopes.
+    pub fn decide(&self, request: &RequestFacts<'_>, now: u64) -> Result<Admitted, Refused> {
+        let route = request
+            .route_name
+            .and_then(|name| std::str::from_utf8(name).ok())
+            .and_then(|name| self.config.route(name))
+            .ok_or_else(|| Refused {
+                denial: challenge::no_policy(),
+                reason: format!(
+                    "no policy for route {:?}",
+                    request.route_name.map(String::from_utf8_lossy)
+                ),
+            })?;
+        let origin = request
+            .origin
+            .map(|o| std::str::from_utf8(o).unwrap_or("\u{fffd}"));
+        if !route.allows_origin(origin) {
+            return Err(refused(
+                challenge::origin_not_allowed(),
+                "origin not allowed",
+            ));
+        }
+        let token = match bearer_token(request.authorization, request.path) {
+            Ok(Some(token)) => token,
+            Ok(None) => return Err(refused(challenge::missing_token(route), "no bearer token")),
+            Err(err) => {
+                return Err(refused(
+                    challenge::invalid_request(route, err.description()),
+                    &err.to_string(),
+                ));
+            }
+        };
+
+        let verified = self.verified_token(route, token, now)?;
+        match authorize_for_route(
+            &verified,
+            &route.policy.resource,
+            &route.policy.required_scopes,
+        ) {
+            Ok(()) => Ok(Admitted {
+                route: Rc::clone(route),
+                token: verified,
+            }),
+            Err(err @ RouteError::WrongAudience) => Err(refused(
+                challenge::invalid_token(route, "The access token is for another resource"),
+                &err.to_string(),
+            )),
+            Err(err @ RouteError::InsufficientScope(_)) => Err(refused(
+                challenge::insufficient_scope(
+                    route,
+                    "The access token lacks scopes this resource requires",
+                ),
+                &err.to_string(),
+            )),
+        }
+    }
+
+    /// The token's route-independent verification, from the cache when possible.
+    fn verified_token(
+        &self,
+        route: &Route,
+        token: &str,
+        now: u64,
+    ) -> Result<Rc<VerifiedToken>, Refused> {
+        let hash = TokenHash::of(token);
+        if let Some(verified) = self.cache.borrow().get(&hash, now) {
+            return Ok(Rc::clone(verified));
+        }
+        let Some(keys) = self.keys.borrow().clone() else {
+            return Err(refused(
+                challenge::keys_unavailable(),
+                "no signing keys yet",
+            ));
+        };
+        let expectations = Expectations {
+            issuer: &self.config.issuer,
+            clock_leeway_secs: self.config.clock_leeway_secs,
+        };
+        match verify_access_token(token, &keys, &expectations, now) {
+            Ok(verified) => {
+                let verified = Rc::new(verified);
+                if let Ok(mut cache) = self.cache.try_borrow_mut() {
+                    cache.insert(hash, Rc::clone(&verified), verified.expires_at, now);
+                }
+                Ok(verified)
+            }
+            Err(err) => {
+                if err.wants_key_refresh() {
+                    self.request_key_refresh();
+                }
+                Err(refused(
+                    challenge::invalid_token(route, err.description()),
+                    &err.to_string(),
+                ))
+            }
+        }
+    }
+}
+
+impl Admitted {
+    /// The hand-off headers to set, after every header of `HANDOFF_HEADERS` was removed.
+    /// An empty login is left out rather than sent empty.
+    pub fn handoff_headers(&self) -> Vec<(&'static str, &str)> {
+        let token = &*self.token;
+        let mut headers = vec![
+            (HANDOFF_SUBJECT, token.subject.as_str()),
+            (HANDOFF_CLIENT_ID, &token.client_id),
+            (HANDOFF_GRANT_ID, &token.grant_id),
+            (HANDOFF_TOKEN_ID, &token.token_id),
+            (HANDOFF_SCOPE, &token.scope),
+            (HANDOFF_EXPIRES_AT, &token.expires_at_text),
+            (HANDOFF_SERVICE, &self.route.policy.route),
+        ];
+        if !token.login.is_empty() {
+            headers.push((HANDOFF_LOGIN, &token.login));
+        }
+        headers
+    }
+}
+
+fn refused(denial: Denial, reason: &str) -> Refused {
+    Refused {
+        denial,
+        reason: reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests;
