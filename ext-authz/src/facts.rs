@@ -1,0 +1,137 @@
+//! The facts of one Check, read from the `CheckRequest` without copying.
+//!
+//! The token facts come only from the filter's hand-off headers ([`mcp_auth_proto::headers`]):
+//! the filter verified the token and stripped every client-sent copy of those headers, so
+//! they cannot be forged. Nothing else in the request is trusted for identity, which keeps
+//! the service usable as an Istio CUSTOM provider (it needs only what a `CheckRequest` holds).
+
+use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
+use mcp_auth_proto::headers::{
+    HANDOFF_CLIENT_ID, HANDOFF_EXPIRES_AT, HANDOFF_GRANT_ID, HANDOFF_LOGIN, HANDOFF_SCOPE,
+    HANDOFF_SERVICE, HANDOFF_SUBJECT, HANDOFF_TOKEN_ID,
+};
+
+/// Why a Check carries no usable hand-off from the filter. Always a deny: without the filter's
+/// verdict there is no verified token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FactsError {
+    #[error("the CheckRequest has no HTTP request attributes")]
+    NoHttpRequest,
+    #[error("hand-off header {0} is missing or empty")]
+    Missing(&'static str),
+    #[error("hand-off header {0} appears more than once")]
+    Repeated(&'static str),
+    #[error("hand-off header {0} is not valid")]
+    Malformed(&'static str),
+}
+
+/// What the filter verified about the bearer token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenFacts<'a> {
+    /// `sub`.
+    pub subject: &'a str,
+    /// `preferred_username`; may be empty.
+    pub login: &'a str,
+    pub client_id: &'a str,
+    pub grant_id: &'a str,
+    /// `jti`.
+    pub token_id: &'a str,
+    /// Space-delimited scopes (RFC 6749 §3.3); may be empty.
+    pub scope: &'a str,
+    /// `exp`, Unix seconds.
+    pub expires_at: u64,
+}
+
+/// The HTTP request as Envoy described it, for per-method policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpFacts<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    /// Up to Envoy's `with_request_body.max_request_bytes` of the body (raw or UTF-8 form);
+    /// empty when Envoy sends none.
+    pub body: &'a [u8],
+    pub http: &'a HttpRequest,
+}
+
+/// Everything a decision is made from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestFacts<'a> {
+    /// The gateway service (route) the filter matched.
+    pub service: &'a str,
+    pub token: TokenFacts<'a>,
+    pub request: HttpFacts<'a>,
+}
+
+impl<'a> RequestFacts<'a> {
+    /// Reads the facts of `check`.
+    pub fn from_check(check: &'a CheckRequest) -> Result<Self, FactsError> {
+        let http = check
+            .attributes
+            .as_ref()
+            .and_then(|a| a.request.as_ref())
+            .and_then(|r| r.http.as_ref())
+            .ok_or(FactsError::NoHttpRequest)?;
+        let required = |name: &'static str| {
+            header(http, name)?
+                .filter(|v| !v.is_empty())
+                .ok_or(FactsError::Missing(name))
+        };
+        let optional = |name: &'static str| Ok::<_, FactsError>(header(http, name)?.unwrap_or(""));
+        let expires_at = required(HANDOFF_EXPIRES_AT)?
+            .parse::<u64>()
+            .map_err(|_| FactsError::Malformed(HANDOFF_EXPIRES_AT))?;
+        let body = if http.raw_body.is_empty() {
+            http.body.as_bytes()
+        } else {
+            &http.raw_body
+        };
+        Ok(Self {
+            service: required(HANDOFF_SERVICE)?,
+            token: TokenFacts {
+                subject: required(HANDOFF_SUBJECT)?,
+                login: optional(HANDOFF_LOGIN)?,
+                client_id: required(HANDOFF_CLIENT_ID)?,
+                grant_id: required(HANDOFF_GRANT_ID)?,
+                token_id: required(HANDOFF_TOKEN_ID)?,
+                scope: optional(HANDOFF_SCOPE)?,
+                expires_at,
+            },
+            request: HttpFacts {
+                method: &http.method,
+                path: &http.path,
+                body,
+                http,
+            },
+        })
+    }
+}
+
+/// One request header by (lowercase) name, from the header map Envoy filled: `headers`, or
+/// `header_map` when Envoy runs with `encode_raw_headers: true`.
+fn header<'a>(http: &'a HttpRequest, name: &'static str) -> Result<Option<&'a str>, FactsError> {
+    if let Some(value) = http.headers.get(name) {
+        return Ok(Some(value));
+    }
+    let Some(map) = &http.header_map else {
+        return Ok(None);
+    };
+    let mut found = None;
+    for entry in map.headers.iter().filter(|h| h.key == name) {
+        if found.is_some() {
+            // The filter sets each hand-off header exactly once; a second copy means it was
+            // bypassed, and guessing which copy is real would be unsafe.
+            return Err(FactsError::Repeated(name));
+        }
+        let value = if entry.raw_value.is_empty() {
+            entry.value.as_str()
+        } else {
+            std::str::from_utf8(&entry.raw_value).map_err(|_| FactsError::Malformed(name))?
+        };
+        found = Some(value);
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,94 @@
+//! `mcp-auth-ext-authz --config <gateway.yaml>`: binds `ext_authz.listen` and serves.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::Parser;
+use mcp_auth_ext_authz::{ServeError, load_config, serve};
+use mcp_auth_gateway::env::ProcessEnv;
+
+/// Exit status for a bad config (sysexits `EX_USAGE`).
+const EXIT_BAD_CONFIG: u8 = 64;
+
+/// Envoy ext_authz service of mcp-mesh-auth: revocation, allow-lists, identity headers.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The gateway config file.
+    #[arg(long, env = "MCP_GATEWAY_CONFIG")]
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+
+    let config = match load_config(&args.config, &ProcessEnv) {
+        Ok(config) => config,
+        Err(error) => return bad_config(&error),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("mcp-auth-ext-authz: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args.config, config.ext_authz.listen)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => match error.downcast_ref::<ServeError>() {
+            Some(ServeError::Config(_) | ServeError::RedisUrl(_)) => bad_config(&error),
+            _ => {
+                eprintln!("mcp-auth-ext-authz: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn run(config: PathBuf, listen: std::net::SocketAddr) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot bind ext_authz.listen {listen}"))?;
+    serve(config, Arc::new(ProcessEnv), listener, shutdown_signal()).await?;
+    Ok(())
+}
+
+fn bad_config(error: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("mcp-auth-ext-authz: {error}");
+    ExitCode::from(EXIT_BAD_CONFIG)
+}
+
+/// Ctrl-C or SIGTERM: stop accepting, finish in-flight Checks, exit.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

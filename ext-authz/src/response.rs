@@ -1,0 +1,194 @@
+//! A [`Decision`] on the wire: the `CheckResponse` Envoy acts on.
+//!
+//! - Allow: gRPC status OK; `authorization` and every hand-off header removed (RS-15: the
+//!   MCP server never sees the token); identity headers set with
+//!   `OVERWRITE_IF_EXISTS_OR_ADD`, so a client-sent copy is replaced; an identity header with
+//!   nothing to say (empty login or scopes) is removed instead, so a client copy never
+//!   survives.
+//! - Unauthenticated: `401` with `WWW-Authenticate: Bearer error="invalid_token"` (RFC 6750
+//!   §3.1) and the service's `resource_metadata` (RFC 9728 §5.1).
+//! - Forbidden: `403` with a JSON body `{"error":"access_denied",...}`.
+//!
+//! Every answer carries the decision's cache facts as dynamic metadata
+//! ([`METADATA_NAMESPACE`]).
+
+use envoy_types::ext_authz::v3::pb::{
+    CheckResponse, DeniedHttpResponse, HeaderAppendAction, HeaderValue, HeaderValueOption,
+    HttpResponse, HttpStatus, HttpStatusCode, OkHttpResponse,
+};
+use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
+use envoy_types::pb::google::rpc;
+use mcp_auth_gateway::config::IdentityHeaders;
+use mcp_auth_proto::headers::HANDOFF_HEADERS;
+
+use crate::decision::{Decision, Forbidden, Identity, Unauthenticated, Verdict};
+use crate::policy::ListScope;
+
+/// Key of the dynamic metadata entry (under Envoy's ext_authz filter namespace) holding
+/// `valid_for_ms`, `config_generation` and the invalidation keys of the decision.
+pub const METADATA_NAMESPACE: &str = "mcp_auth";
+
+/// Builds the `CheckResponse` for `decision`.
+pub fn check_response(decision: &Decision, headers: &IdentityHeaders) -> CheckResponse {
+    let (code, http_response) = match &decision.verdict {
+        Verdict::Allow(identity) => (
+            tonic::Code::Ok,
+            HttpResponse::OkResponse(allowed(identity, headers)),
+        ),
+        Verdict::Unauthenticated {
+            reason,
+            resource_metadata,
+        } => (
+            tonic::Code::Unauthenticated,
+            HttpResponse::DeniedResponse(unauthenticated(*reason, resource_metadata.as_deref())),
+        ),
+        Verdict::Forbidden(forbidden) => (
+            tonic::Code::PermissionDenied,
+            HttpResponse::DeniedResponse(forbidden_response(forbidden)),
+        ),
+    };
+    CheckResponse {
+        status: Some(rpc::Status {
+            code: code.into(),
+            ..Default::default()
+        }),
+        http_response: Some(http_response),
+        dynamic_metadata: Some(metadata(decision)),
+    }
+}
+
+fn header(key: &str, value: &str) -> HeaderValueOption {
+    #[allow(deprecated)] // `append` is the deprecated predecessor of `append_action`.
+    HeaderValueOption {
+        header: Some(HeaderValue {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            raw_value: Vec::new(),
+        }),
+        append: None,
+        append_action: HeaderAppendAction::OverwriteIfExistsOrAdd.into(),
+        keep_empty_value: false,
+    }
+}
+
+fn allowed(identity: &Identity, names: &IdentityHeaders) -> OkHttpResponse {
+    let mut headers_to_remove: Vec<String> = ["authorization"]
+        .iter()
+        .chain(HANDOFF_HEADERS)
+        .map(|h| (*h).to_owned())
+        .collect();
+    let mut headers = Vec::with_capacity(4);
+    for (name, value) in [
+        (&names.user_id, &identity.user_id),
+        (&names.user_login, &identity.login),
+        (&names.client_id, &identity.client_id),
+        (&names.scopes, &identity.scopes),
+    ] {
+        if value.is_empty() {
+            headers_to_remove.push(name.clone());
+        } else {
+            headers.push(header(name, value));
+        }
+    }
+    OkHttpResponse {
+        headers,
+        headers_to_remove,
+        ..Default::default()
+    }
+}
+
+fn denied(
+    code: HttpStatusCode,
+    headers: Vec<HeaderValueOption>,
+    body: String,
+) -> DeniedHttpResponse {
+    DeniedHttpResponse {
+        status: Some(HttpStatus { code: code.into() }),
+        headers,
+        body,
+    }
+}
+
+fn json_error(error: &str, description: &str) -> String {
+    serde_json::json!({ "error": error, "error_description": description }).to_string()
+}
+
+fn unauthenticated(reason: Unauthenticated, resource_metadata: Option<&str>) -> DeniedHttpResponse {
+    let description = match reason {
+        Unauthenticated::Revoked(_) => "the access token has been revoked",
+        Unauthenticated::Expired => "the access token has expired",
+    };
+    // Quoted-string values (RFC 6750 §3): neither contains '"' or '\'; the metadata URL is a
+    // validated absolute URL.
+    let mut challenge =
+        format!("Bearer error=\"invalid_token\", error_description=\"{description}\"");
+    if let Some(url) = resource_metadata.filter(|u| !u.contains(['"', '\\'])) {
+        challenge.push_str(&format!(", resource_metadata=\"{url}\""));
+    }
+    denied(
+        HttpStatusCode::Unauthorized,
+        vec![
+            header("www-authenticate", &challenge),
+            header("content-type", "application/json"),
+            header("cache-control", "no-store"),
+        ],
+        json_error("invalid_token", description),
+    )
+}
+
+fn forbidden_response(forbidden: &Forbidden) -> DeniedHttpResponse {
+    // Said to the client: enough to act on, nothing about the gateway's internals.
+    let description = match forbidden {
+        Forbidden::NoHandoff(_) => "the request was not authenticated by the gateway",
+        Forbidden::UnknownService => "no such service",
+        Forbidden::NotAllowed {
+            list: ListScope::Global,
+            ..
+        } => "you are not allowed to use this gateway",
+        Forbidden::NotAllowed {
+            list: ListScope::Service,
+            ..
+        } => "you are not allowed to use this service",
+        Forbidden::RequestPolicy(text) => text.as_str(),
+    };
+    denied(
+        HttpStatusCode::Forbidden,
+        vec![
+            header("content-type", "application/json"),
+            header("cache-control", "no-store"),
+        ],
+        json_error("access_denied", description),
+    )
+}
+
+fn metadata(decision: &Decision) -> Struct {
+    let string = |s: &str| Value {
+        kind: Some(Kind::StringValue(s.to_owned())),
+    };
+    let number = |n: u64| Value {
+        // JSON numbers: exact up to 2^53, far beyond any duration or generation here.
+        kind: Some(Kind::NumberValue(n as f64)),
+    };
+    let mut fields = std::collections::HashMap::new();
+    let valid_for_ms = u64::try_from(decision.valid_for.as_millis()).unwrap_or(u64::MAX);
+    fields.insert("valid_for_ms".to_owned(), number(valid_for_ms));
+    fields.insert(
+        "config_generation".to_owned(),
+        number(decision.config_generation),
+    );
+    if let Some(keys) = &decision.keys {
+        fields.insert("token_id".to_owned(), string(&keys.token_id));
+        fields.insert("grant_id".to_owned(), string(&keys.grant_id));
+        fields.insert("subject".to_owned(), string(&keys.subject));
+        fields.insert("client_id".to_owned(), string(&keys.client_id));
+    }
+    let inner = Value {
+        kind: Some(Kind::StructValue(Struct { fields })),
+    };
+    Struct {
+        fields: [(METADATA_NAMESPACE.to_owned(), inner)].into(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,123 @@
+//! Wiring: config, state, the Redis task, the reloader, health, and the gRPC server.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use envoy_types::ext_authz::v3::pb::AuthorizationServer;
+use mcp_auth_gateway::env::Env;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tonic::server::NamedService;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::reload::{ConfigLoadError, ConfigSource};
+use crate::service::AuthorizationService;
+use crate::state::Shared;
+use crate::store::{Store, StoreError};
+
+/// How often the health status is brought in line with the state.
+const HEALTH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// The gRPC service name Envoy checks (`envoy.service.auth.v3.Authorization`).
+pub const AUTHORIZATION_SERVICE: &str =
+    <AuthorizationServer<AuthorizationService> as NamedService>::NAME;
+
+/// Why [`serve`] could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigLoadError),
+    #[error("gateway config: `redis.url`: {0}")]
+    RedisUrl(#[source] StoreError),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves ext_authz on `listener` until `shutdown` completes.
+///
+/// Loads the gateway config from `config_path` (with `env` overrides) and follows it: on
+/// `SIGHUP` and on file change it is reloaded, a bad new file being logged and the old config
+/// kept. Serves `envoy.service.auth.v3.Authorization` and the standard gRPC health service,
+/// whose `""` and `envoy.service.auth.v3.Authorization` entries are `NOT_SERVING` until the
+/// state has been loaded from Redis (and again whenever Redis has been silent past
+/// `ext_authz.redis_grace`), `SERVING` otherwise. Redis being down at start is not an error:
+/// Checks answer `UNAVAILABLE` until it comes up.
+pub async fn serve(
+    config_path: PathBuf,
+    env: Arc<dyn Env>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let source = ConfigSource::new(config_path, env);
+    let loaded_from = tokio::fs::read(source.path()).await.ok();
+    let settings = source.load(1)?;
+    let store = {
+        let (url, prefix) = (settings.redis_url.clone(), settings.key_prefix.clone());
+        let shared = Arc::new(Shared::new(settings));
+        Store::new(&url, &prefix, shared).map_err(ServeError::RedisUrl)?
+    };
+    let shared = store.shared();
+
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    set_health(&reporter, ServingStatus::NotServing).await;
+
+    let _tasks = AbortOnDrop(vec![
+        tokio::spawn(store.run()),
+        tokio::spawn(source.watch(shared.clone(), loaded_from)),
+        tokio::spawn(track_health(shared.clone(), reporter)),
+    ]);
+
+    let address = listener.local_addr().ok();
+    tracing::info!(?address, "ext_authz serving");
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(AuthorizationServer::new(AuthorizationService::new(shared)))
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
+        .await?;
+    tracing::info!("ext_authz stopped");
+    Ok(())
+}
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    for service in ["", AUTHORIZATION_SERVICE] {
+        reporter.set_service_status(service, status).await;
+    }
+}
+
+/// Keeps the health service in line with [`Shared::is_available`].
+async fn track_health(shared: Arc<Shared>, reporter: HealthReporter) {
+    let mut serving = false;
+    let mut ticks = tokio::time::interval(HEALTH_INTERVAL);
+    loop {
+        ticks.tick().await;
+        let available = shared.is_available(Instant::now());
+        if available != serving {
+            serving = available;
+            let status = if available {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            tracing::info!(?status, "health changed");
+            set_health(&reporter, status).await;
+        }
+    }
+}
+
+/// Background tasks that must not outlive the server, even when `serve` is dropped.
+struct AbortOnDrop(Vec<JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! `envoy.service.auth.v3.Authorization/Check`: facts → [`decide`] → `CheckResponse`.
+//!
+//! A deny is an `Ok(CheckResponse)` with a denied status; a gRPC error means the state could
+//! not be trusted (nothing loaded, or Redis silent past the grace time), and Envoy's failure
+//! mode (`failure_mode_allow: false`: deny) decides. An error is never an allow.
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use envoy_types::ext_authz::v3::pb::{Authorization, CheckRequest, CheckResponse};
+use tonic::{Request, Response, Status};
+
+use crate::decision::{Decision, Verdict, decide};
+use crate::facts::RequestFacts;
+use crate::response::check_response;
+use crate::state::{Shared, Unavailable};
+
+/// Why a Check could not be answered (infrastructure, never a deny).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    State(#[from] Unavailable),
+    #[error("the system clock is before the Unix epoch")]
+    Clock,
+}
+
+impl From<CheckError> for Status {
+    fn from(error: CheckError) -> Self {
+        // Logged here, once; the caller (Envoy) only needs to know it should apply its
+        // failure mode, not why.
+        tracing::warn!(%error, "refusing to answer Check");
+        Status::unavailable("authorization state unavailable")
+    }
+}
+
+/// The Authorization service over the shared in-memory state.
+#[derive(Debug, Clone)]
+pub struct AuthorizationService {
+    shared: Arc<Shared>,
+}
+
+impl AuthorizationService {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// Decides `check` now. Public so benchmarks and tests can call it without gRPC.
+    pub fn decide(&self, check: &CheckRequest) -> Result<(Decision, CheckResponse), CheckError> {
+        let view = self.shared.view(Instant::now())?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_err(|_| CheckError::Clock)?
+            .as_secs();
+        let facts = RequestFacts::from_check(check);
+        let decision = decide(facts.as_ref(), &view, now);
+        log(&decision, facts.as_ref().ok());
+        let response = check_response(&decision, &view.settings.identity_headers);
+        Ok((decision, response))
+    }
+}
+
+#[tonic::async_trait]
+impl Authorization for AuthorizationService {
+    async fn check(
+        &self,
+        request: Request<CheckRequest>,
+    ) -> Result<Response<CheckResponse>, Status> {
+        let (_, response) = self.decide(request.get_ref())?;
+        Ok(Response::new(response))
+    }
+}
+
+/// One line per non-allow decision; never a token (RS-17) — ids only.
+fn log(decision: &Decision, facts: Option<&RequestFacts<'_>>) {
+    let service = facts.map(|f| f.service).unwrap_or_default();
+    let subject = facts.map(|f| f.token.subject).unwrap_or_default();
+    let token_id = facts.map(|f| f.token.token_id).unwrap_or_default();
+    match &decision.verdict {
+        Verdict::Allow(_) => {
+            tracing::debug!(service, subject, token_id, "allowed");
+        }
+        Verdict::Unauthenticated { reason, .. } => {
+            tracing::info!(
+                service,
+                subject,
+                token_id,
+                ?reason,
+                "refused: invalid token"
+            );
+        }
+        Verdict::Forbidden(forbidden) => {
+            tracing::info!(service, subject, token_id, ?forbidden, "refused: forbidden");
+        }
+    }
+}

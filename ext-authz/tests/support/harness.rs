@@ -1,0 +1,275 @@
+//! Drives an in-process ext_authz with a real tonic client, and writes Redis like the
+//! authserver does.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
+use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
+use mcp_auth_proto::headers::{
+    HANDOFF_CLIENT_ID, HANDOFF_EXPIRES_AT, HANDOFF_GRANT_ID, HANDOFF_LOGIN, HANDOFF_SCOPE,
+    HANDOFF_SERVICE, HANDOFF_SUBJECT, HANDOFF_TOKEN_ID,
+};
+use mcp_auth_proto::store::{KeySpace, RevocationEvent, RevocationTarget};
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::redis_server::RedisServer;
+
+pub const PREFIX: &str = "test:";
+/// `tokens.access_token` in the test config.
+pub const TTL: u64 = 600;
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+pub fn config_yaml(redis_url: &str, grace: &str, resync: &str, global_users: &str) -> String {
+    format!(
+        "issuer: http://127.0.0.1:8080\n\
+         redis: {{ url: \"{redis_url}\", key_prefix: \"{PREFIX}\" }}\n\
+         ext_authz: {{ redis_grace: {grace}, resync_interval: {resync} }}\n\
+         tokens: {{ access_token: {TTL}s }}\n\
+         access: {{ users: {global_users} }}\n\
+         services:\n\
+         \x20 - name: svc\n    upstream: {{ url: http://127.0.0.1:3001/mcp }}\n\
+         \x20 - name: team-only\n    upstream: {{ url: http://127.0.0.1:3002/mcp }}\n\
+         \x20   access: {{ teams: [acme/mcp] }}\n"
+    )
+}
+
+/// An in-process ext_authz on 127.0.0.1:0, stopped on drop.
+pub struct ExtAuthz {
+    addr: SocketAddr,
+    pub config_path: PathBuf,
+    _dir: tempfile::TempDir,
+    task: tokio::task::JoinHandle<Result<(), mcp_auth_ext_authz::ServeError>>,
+}
+
+impl ExtAuthz {
+    pub async fn start(config: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("gateway.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let env: Arc<HashMap<String, String>> = Arc::new(HashMap::new());
+        let task = tokio::spawn(mcp_auth_ext_authz::serve(
+            config_path.clone(),
+            env,
+            listener,
+            std::future::pending(),
+        ));
+        Self {
+            addr,
+            config_path,
+            _dir: dir,
+            task,
+        }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.addr))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    pub async fn client(&self) -> AuthorizationClient<Channel> {
+        AuthorizationClient::new(self.channel().await)
+    }
+
+    pub async fn health(&self, service: &str) -> ServingStatus {
+        let response = HealthClient::new(self.channel().await)
+            .check(HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap();
+        ServingStatus::try_from(response.into_inner().status).unwrap()
+    }
+
+    pub async fn wait_serving(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.health("").await != ServingStatus::Serving {
+            assert!(Instant::now() < deadline, "ext_authz never became SERVING");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(
+            self.health(mcp_auth_ext_authz::AUTHORIZATION_SERVICE).await,
+            ServingStatus::Serving
+        );
+    }
+}
+
+impl Drop for ExtAuthz {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A token as the filter hands it on.
+#[derive(Clone)]
+pub struct Token {
+    pub service: &'static str,
+    pub jti: String,
+    pub grant: String,
+    pub sub: String,
+    pub client: String,
+    pub exp: u64,
+}
+
+impl Token {
+    /// Issued now (its derived `iat` is now).
+    pub fn new(jti: &str) -> Self {
+        Self {
+            service: "svc",
+            jti: jti.into(),
+            grant: "grant-1".into(),
+            sub: "42".into(),
+            client: "client-1".into(),
+            exp: unix_now() + TTL,
+        }
+    }
+
+    pub fn request(&self) -> CheckRequest {
+        let mut headers: HashMap<String, String> = [
+            (HANDOFF_SUBJECT, self.sub.as_str()),
+            (HANDOFF_LOGIN, "alice"),
+            (HANDOFF_CLIENT_ID, &self.client),
+            (HANDOFF_GRANT_ID, &self.grant),
+            (HANDOFF_TOKEN_ID, &self.jti),
+            (HANDOFF_SCOPE, "mcp"),
+            (HANDOFF_SERVICE, self.service),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        headers.insert(HANDOFF_EXPIRES_AT.into(), self.exp.to_string());
+        headers.insert("authorization".into(), "Bearer secret".into());
+        // A client-sent identity header: must be overwritten.
+        headers.insert("x-mcp-user-id".into(), "admin".into());
+        check_request(headers)
+    }
+}
+
+pub fn check_request(headers: HashMap<String, String>) -> CheckRequest {
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(Request {
+                http: Some(HttpRequest {
+                    method: "POST".into(),
+                    path: "/svc/mcp".into(),
+                    headers,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Answer {
+    Allowed,
+    Denied(u32),
+    Unavailable,
+}
+
+pub async fn check(client: &mut AuthorizationClient<Channel>, request: CheckRequest) -> Answer {
+    match client.check(request).await {
+        Ok(response) => answer(&response.into_inner()),
+        Err(status) => {
+            assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+            Answer::Unavailable
+        }
+    }
+}
+
+pub fn answer(response: &CheckResponse) -> Answer {
+    let code = response.status.as_ref().map_or(-1, |s| s.code);
+    match &response.http_response {
+        Some(HttpResponse::OkResponse(_)) => {
+            assert_eq!(code, 0);
+            Answer::Allowed
+        }
+        Some(HttpResponse::DeniedResponse(denied)) => {
+            assert_ne!(code, 0, "a denied response must not carry status OK");
+            Answer::Denied(denied.status.as_ref().map_or(0, |s| s.code as u32))
+        }
+        other => panic!("unexpected http_response {other:?}"),
+    }
+}
+
+/// Polls `check` until it gives `want`, within `limit`; returns how long it took.
+pub async fn until(
+    client: &mut AuthorizationClient<Channel>,
+    request: &CheckRequest,
+    want: Answer,
+    limit: Duration,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let got = check(client, request.clone()).await;
+        if got == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "still {got:?} after {limit:?}, wanted {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+pub async fn redis(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Writes a revocation like the authserver: the key with a TTL, then (optionally) the event.
+pub async fn revoke(
+    conn: &mut redis::aio::MultiplexedConnection,
+    target: RevocationTarget,
+    revoked_at: u64,
+    publish: bool,
+) {
+    let keys = KeySpace::new(PREFIX);
+    let event = RevocationEvent {
+        target,
+        revoked_at,
+        expires_at: unix_now() + TTL + 60,
+    };
+    let json = serde_json::to_string(&event).unwrap();
+    let () = redis::cmd("SET")
+        .arg(keys.revocation(&event.target))
+        .arg(&json)
+        .arg("EX")
+        .arg(TTL + 60)
+        .query_async(conn)
+        .await
+        .unwrap();
+    if publish {
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(keys.revocation_channel())
+            .arg(&json)
+            .query_async(conn)
+            .await
+            .unwrap();
+    }
+}
