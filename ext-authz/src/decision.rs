@@ -3,12 +3,8 @@
 //!
 //! # Revocation and `iat`
 //! A revocation covers the tokens of its target issued at or before `revoked_at`
-//! ([`mcp_auth_proto::store::RevocationEvent`]). The filter hands on `exp`, not `iat`, so `iat`
-//! is derived as `exp - tokens.access_token` (the authserver issues every access token with
-//! exactly that lifetime). A token-id revocation needs no `iat`: it names the token itself.
-//! Caveat: shortening `tokens.access_token` while older tokens are alive makes their derived
-//! `iat` later than the real one, so a grant/user/client revocation written in that window
-//! might miss them; handing `iat` on from the filter would remove the caveat.
+//! ([`mcp_auth_proto::store::RevocationEvent`]); the filter hands the verified `iat` on.
+//! A token-id revocation needs no `iat`: it names the token itself.
 //!
 //! # Caching
 //! Every [`Decision`] says how long it stays valid ([`Decision::valid_for`]) and which
@@ -185,9 +181,7 @@ fn revoked_by(facts: &RequestFacts<'_>, view: &View, now: u64) -> Option<TargetK
     if live(TargetKind::Token, token.token_id).is_some() {
         return Some(TargetKind::Token);
     }
-    let issued_at = token
-        .expires_at
-        .saturating_sub(view.settings.access_token_ttl);
+    let issued_at = token.issued_at;
     [
         (TargetKind::Grant, token.grant_id),
         (TargetKind::User, token.subject),

@@ -8,8 +8,8 @@
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 use mcp_auth_proto::headers::{
-    HANDOFF_CLIENT_ID, HANDOFF_EXPIRES_AT, HANDOFF_GRANT_ID, HANDOFF_LOGIN, HANDOFF_SCOPE,
-    HANDOFF_SERVICE, HANDOFF_SUBJECT, HANDOFF_TOKEN_ID,
+    HANDOFF_CLIENT_ID, HANDOFF_EXPIRES_AT, HANDOFF_GRANT_ID, HANDOFF_ISSUED_AT, HANDOFF_LOGIN,
+    HANDOFF_SCOPE, HANDOFF_SERVICE, HANDOFF_SUBJECT, HANDOFF_TOKEN_ID,
 };
 
 /// Why a Check carries no usable hand-off from the filter. Always a deny: without the filter's
@@ -41,6 +41,8 @@ pub struct TokenFacts<'a> {
     pub scope: &'a str,
     /// `exp`, Unix seconds.
     pub expires_at: u64,
+    /// `iat`, Unix seconds.
+    pub issued_at: u64,
 }
 
 /// The HTTP request as Envoy described it, for per-method policy.
@@ -81,6 +83,9 @@ impl<'a> RequestFacts<'a> {
         let expires_at = required(HANDOFF_EXPIRES_AT)?
             .parse::<u64>()
             .map_err(|_| FactsError::Malformed(HANDOFF_EXPIRES_AT))?;
+        let issued_at = required(HANDOFF_ISSUED_AT)?
+            .parse::<u64>()
+            .map_err(|_| FactsError::Malformed(HANDOFF_ISSUED_AT))?;
         let body = if http.raw_body.is_empty() {
             http.body.as_bytes()
         } else {
@@ -96,6 +101,7 @@ impl<'a> RequestFacts<'a> {
                 token_id: required(HANDOFF_TOKEN_ID)?,
                 scope: optional(HANDOFF_SCOPE)?,
                 expires_at,
+                issued_at,
             },
             request: HttpFacts {
                 method: &http.method,

@@ -22,8 +22,6 @@ pub struct Settings {
     pub generation: u64,
     pub access: AccessPolicy,
     pub identity_headers: IdentityHeaders,
-    /// `tokens.access_token` in seconds: how `iat` is derived from the handed-on `exp`.
-    pub access_token_ttl: u64,
     /// `filter.clock_leeway` in seconds: the filter accepts a token this long past `exp`.
     pub clock_leeway: u64,
     /// How long to keep answering from memory after Redis stopped answering.
@@ -59,7 +57,6 @@ impl Settings {
             generation,
             access: AccessPolicy::from_config(config),
             identity_headers: headers.clone(),
-            access_token_ttl: config.tokens.access_token.as_secs(),
             clock_leeway: config.filter.clock_leeway.as_secs(),
             redis_grace: config.ext_authz.redis_grace,
             resync_interval: config.ext_authz.resync_interval,
@@ -118,7 +115,6 @@ mod tests {
     fn defaults_compile() {
         let settings = Settings::from_config(&config("    {}"), 3).unwrap();
         assert_eq!(settings.generation, 3);
-        assert_eq!(settings.access_token_ttl, 600);
         assert_eq!(settings.identity_headers.user_id, "x-mcp-user-id");
         assert!(settings.access.service("svc").is_some());
     }

@@ -91,6 +91,7 @@ async fn published_revocations_are_enforced_within_a_second() {
     let mut newer = old.clone();
     newer.jti = "jti-4".into();
     newer.exp = old.exp + 5;
+    newer.iat = old.iat + 5;
     revoke(
         &mut conn,
         RevocationTarget::User("7".into()),

@@ -116,6 +116,8 @@ pub struct VerifiedToken {
     pub expires_at: u64,
     /// `exp` as decimal text, ready for the hand-off header.
     pub expires_at_text: String,
+    /// `iat` as decimal text, ready for the hand-off header.
+    pub issued_at_text: String,
     pub audience: Audience,
 }
 
@@ -208,6 +210,7 @@ pub fn verify_access_token(
         scope: claims.scope,
         expires_at: claims.exp,
         expires_at_text: claims.exp.to_string(),
+        issued_at_text: claims.iat.to_string(),
         audience: claims.aud,
     })
 }

@@ -8,8 +8,8 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use mcp_auth_proto::headers::{
-    HANDOFF_CLIENT_ID, HANDOFF_EXPIRES_AT, HANDOFF_GRANT_ID, HANDOFF_LOGIN, HANDOFF_SCOPE,
-    HANDOFF_SERVICE, HANDOFF_SUBJECT, HANDOFF_TOKEN_ID,
+    HANDOFF_CLIENT_ID, HANDOFF_EXPIRES_AT, HANDOFF_GRANT_ID, HANDOFF_ISSUED_AT, HANDOFF_LOGIN,
+    HANDOFF_SCOPE, HANDOFF_SERVICE, HANDOFF_SUBJECT, HANDOFF_TOKEN_ID,
 };
 
 use crate::bearer::bearer_token;
@@ -215,6 +215,7 @@ impl Admitted {
             (HANDOFF_TOKEN_ID, &token.token_id),
             (HANDOFF_SCOPE, &token.scope),
             (HANDOFF_EXPIRES_AT, &token.expires_at_text),
+            (HANDOFF_ISSUED_AT, &token.issued_at_text),
             (HANDOFF_SERVICE, &self.route.policy.route),
         ];
         if !token.login.is_empty() {

@@ -20,6 +20,8 @@ pub const HANDOFF_TOKEN_ID: &str = "x-mcp-auth-jti";
 pub const HANDOFF_SCOPE: &str = "x-mcp-auth-scope";
 /// Expiry (`exp`), seconds since the Unix epoch.
 pub const HANDOFF_EXPIRES_AT: &str = "x-mcp-auth-exp";
+/// Issued-at (`iat`), seconds since the Unix epoch: revocations cover tokens issued up to them.
+pub const HANDOFF_ISSUED_AT: &str = "x-mcp-auth-iat";
 /// The gateway service (route) the filter matched.
 pub const HANDOFF_SERVICE: &str = "x-mcp-auth-service";
 
@@ -32,6 +34,7 @@ pub const HANDOFF_HEADERS: &[&str] = &[
     HANDOFF_TOKEN_ID,
     HANDOFF_SCOPE,
     HANDOFF_EXPIRES_AT,
+    HANDOFF_ISSUED_AT,
     HANDOFF_SERVICE,
 ];
 

@@ -62,6 +62,7 @@ fn facts<'a>(http: &'a HttpRequest, service: &'a str) -> RequestFacts<'a> {
             token_id: "jti-1",
             scope: "mcp",
             expires_at: EXP,
+            issued_at: IAT,
         },
         request: HttpFacts {
             method: &http.method,

@@ -25,6 +25,7 @@ fn full_headers() -> Vec<(&'static str, &'static str)> {
         (HANDOFF_TOKEN_ID, "t1"),
         (HANDOFF_SCOPE, "mcp"),
         (HANDOFF_EXPIRES_AT, "1000"),
+        (HANDOFF_ISSUED_AT, "400"),
         (HANDOFF_SERVICE, "svc"),
     ]
 }
@@ -56,6 +57,7 @@ fn reads_every_handoff_header() {
             token_id: "t1",
             scope: "mcp",
             expires_at: 1000,
+            issued_at: 400,
         }
     );
     assert_eq!(facts.request.method, "POST");

@@ -12,8 +12,8 @@ use envoy_types::pb::envoy::service::auth::v3::authorization_client::Authorizati
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
 use mcp_auth_proto::headers::{
-    HANDOFF_CLIENT_ID, HANDOFF_EXPIRES_AT, HANDOFF_GRANT_ID, HANDOFF_LOGIN, HANDOFF_SCOPE,
-    HANDOFF_SERVICE, HANDOFF_SUBJECT, HANDOFF_TOKEN_ID,
+    HANDOFF_CLIENT_ID, HANDOFF_EXPIRES_AT, HANDOFF_GRANT_ID, HANDOFF_ISSUED_AT, HANDOFF_LOGIN,
+    HANDOFF_SCOPE, HANDOFF_SERVICE, HANDOFF_SUBJECT, HANDOFF_TOKEN_ID,
 };
 use mcp_auth_proto::store::{KeySpace, RevocationEvent, RevocationTarget};
 use tonic::transport::Channel;
@@ -128,10 +128,11 @@ pub struct Token {
     pub sub: String,
     pub client: String,
     pub exp: u64,
+    pub iat: u64,
 }
 
 impl Token {
-    /// Issued now (its derived `iat` is now).
+    /// Issued now.
     pub fn new(jti: &str) -> Self {
         Self {
             service: "svc",
@@ -140,6 +141,7 @@ impl Token {
             sub: "42".into(),
             client: "client-1".into(),
             exp: unix_now() + TTL,
+            iat: unix_now(),
         }
     }
 
@@ -157,6 +159,7 @@ impl Token {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
         headers.insert(HANDOFF_EXPIRES_AT.into(), self.exp.to_string());
+        headers.insert(HANDOFF_ISSUED_AT.into(), self.iat.to_string());
         headers.insert("authorization".into(), "Bearer secret".into());
         // A client-sent identity header: must be overwritten.
         headers.insert("x-mcp-user-id".into(), "admin".into());

@@ -63,6 +63,7 @@ fn valid_tokens_of_every_algorithm_verify() {
                 scope: "mcp:tools mcp:resources".into(),
                 expires_at: NOW + 300,
                 expires_at_text: (NOW + 300).to_string(),
+                issued_at_text: (NOW - 10).to_string(),
                 audience: Audience::One(RESOURCE.into()),
             }
         );

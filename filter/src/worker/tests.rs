@@ -98,6 +98,7 @@ fn a_valid_token_is_admitted_with_hand_off_headers() {
             ("x-mcp-auth-jti", "tok-1"),
             ("x-mcp-auth-scope", "mcp:tools mcp:resources"),
             ("x-mcp-auth-exp", &*(NOW + 300).to_string()),
+            ("x-mcp-auth-iat", &*(NOW - 10).to_string()),
             ("x-mcp-auth-service", "everything"),
             ("x-mcp-auth-login", "octocat"),
         ]
