@@ -21,6 +21,12 @@ pub const AUTHSERVER_CLUSTER: &str = "mcp_authserver";
 pub const EXT_AUTHZ_CLUSTER: &str = "mcp_ext_authz";
 /// Name of the token-verifying wasm filter in the HTTP filter chain.
 pub const WASM_FILTER_NAME: &str = "mcp_auth.token_filter";
+/// Name of the CORS filter, which answers browser preflights before any token is asked for.
+pub const CORS_FILTER_NAME: &str = "envoy.filters.http.cors";
+/// Request headers a browser MCP client may send (streamable HTTP and its auth).
+const CORS_ALLOW_HEADERS: &str = "authorization, content-type, accept, last-event-id, mcp-protocol-version, mcp-session-id, mcp-method, mcp-name";
+/// Response headers a browser MCP client must be able to read.
+const CORS_EXPOSE_HEADERS: &str = "mcp-session-id, mcp-protocol-version, www-authenticate";
 /// Name of the ext_authz filter in the HTTP filter chain.
 pub const EXT_AUTHZ_FILTER_NAME: &str = "envoy.filters.http.ext_authz";
 /// Bytes of the request body ext_authz sees (MCP method and tool policy reads JSON-RPC).
@@ -51,6 +57,9 @@ struct Context {
     access_log: bool,
     wasm_path: String,
     wasm_filter_name: &'static str,
+    cors_filter_name: &'static str,
+    cors_allow_headers: &'static str,
+    cors_expose_headers: &'static str,
     ext_authz_filter_name: &'static str,
     filter_config_json: String,
     ext_authz_cluster: &'static str,
@@ -90,6 +99,8 @@ struct ServiceRouteContext {
     prefix_rewrite: String,
     host_rewrite: String,
     timeout: String,
+    /// Browser origins allowed to call the service (CORS); empty: no CORS policy.
+    allowed_origins: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -108,6 +119,9 @@ pub fn render(config: &GatewayConfig, options: &RenderOptions) -> Result<String,
         access_log: options.access_log,
         wasm_path: options.wasm_path.display().to_string(),
         wasm_filter_name: WASM_FILTER_NAME,
+        cors_filter_name: CORS_FILTER_NAME,
+        cors_allow_headers: CORS_ALLOW_HEADERS,
+        cors_expose_headers: CORS_EXPOSE_HEADERS,
         ext_authz_filter_name: EXT_AUTHZ_FILTER_NAME,
         filter_config_json: serde_json::to_string(&filter_config(config))?,
         ext_authz_cluster: EXT_AUTHZ_CLUSTER,
@@ -192,6 +206,7 @@ fn service_route(service: &crate::Service) -> ServiceRouteContext {
             .timeout
             .map(seconds)
             .unwrap_or_else(|| "0s".to_owned()),
+        allowed_origins: service.allowed_origins.clone(),
     }
 }
 

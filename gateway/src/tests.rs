@@ -161,8 +161,14 @@ fn rendered_bootstrap_is_yaml_with_every_route_and_cluster() {
         assert!(text.contains(needle), "missing {needle}");
     }
     // The filter config travels as a JSON string that the filter parses back.
-    let value = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"][0]
-        ["typed_config"]["config"]["configuration"]["value"]
+    let filters = doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]["http_filters"]
+        .as_sequence()
+        .unwrap();
+    let wasm = filters
+        .iter()
+        .find(|f| f["name"].as_str() == Some(crate::envoy::WASM_FILTER_NAME))
+        .unwrap();
+    let value = wasm["typed_config"]["config"]["configuration"]["value"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -195,4 +201,34 @@ fn environment_overrides_the_global_allow_list_and_redis() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("access.teams[0]"), "{err}");
+}
+
+#[test]
+fn allowed_origins_become_a_cors_policy_on_the_service_route() {
+    let config = GatewayConfig::from_yaml(&with_service(
+        "    allowed_origins: [\"https://app.example.com\"]\n",
+    ))
+    .unwrap();
+    let yaml = render(
+        &config,
+        &RenderOptions {
+            wasm_path: "/x/filter.wasm".into(),
+            access_log: false,
+        },
+    )
+    .unwrap();
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&yaml).unwrap();
+    let routes = &doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+        ["route_config"]["virtual_hosts"][0]["routes"];
+    let cors = &routes[0]["typed_per_filter_config"]["envoy.filters.http.cors"];
+    assert_eq!(
+        cors["allow_origin_string_match"][0]["exact"].as_str(),
+        Some("https://app.example.com")
+    );
+    assert!(
+        cors["expose_headers"]
+            .as_str()
+            .unwrap()
+            .contains("www-authenticate")
+    );
 }
