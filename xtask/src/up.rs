@@ -1,0 +1,258 @@
+//! `cargo xtask up`: the whole product on one machine.
+//!
+//! Redis (AOF on, data in `.data/redis`), the authserver, ext_authz, every service that has a
+//! `run` command, and Envoy with the filter, all from one effective gateway config in `.data/`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use mcp_auth_gateway::GatewayConfig;
+use mcp_auth_gateway::env::ProcessEnv;
+use mcp_auth_gateway::service::Transport;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::envoy_config::{render_to, write_effective_config};
+use crate::process::run;
+use crate::supervise::Supervisor;
+use crate::tools::Tools;
+use crate::wasm;
+
+const READY_DEADLINE: Duration = Duration::from_secs(90);
+
+/// Options of `cargo xtask up`.
+pub struct UpOptions {
+    pub config: PathBuf,
+    pub release: bool,
+}
+
+pub async fn up(tools: &Tools, options: &UpOptions) -> Result<()> {
+    tools.install()?;
+    let root = &tools.root;
+    let profile = if options.release { "release" } else { "debug" };
+    let mut build = std::process::Command::new("cargo");
+    build.current_dir(root).args([
+        "build",
+        "-p",
+        "mcp-auth-authserver",
+        "-p",
+        "mcp-auth-ext-authz",
+    ]);
+    if options.release {
+        build.arg("--release");
+    }
+    run(&mut build)?;
+    let wasm = wasm::build(root)?;
+
+    let data = tools.data_dir();
+    let source = root.join(&options.config);
+    let (config_path, config) =
+        write_effective_config(&source, &data.join("gateway.yaml"), &ProcessEnv)?;
+    let bootstrap = data.join("envoy.yaml");
+    render_to(&config, &wasm, &bootstrap)?;
+
+    let mut stack = Supervisor::new();
+    let outcome = start_and_wait(
+        tools,
+        &config,
+        &config_path,
+        &bootstrap,
+        profile,
+        &mut stack,
+    )
+    .await;
+    stack.stop_all().await;
+    outcome
+}
+
+async fn start_and_wait(
+    tools: &Tools,
+    config: &GatewayConfig,
+    config_path: &Path,
+    bootstrap: &Path,
+    profile: &str,
+    stack: &mut Supervisor,
+) -> Result<()> {
+    let root = &tools.root;
+    let mut table: Vec<(String, String)> = Vec::new();
+
+    if let Some(port) = local_redis_port(&config.redis.url) {
+        let dir = tools.data_dir().join("redis");
+        std::fs::create_dir_all(&dir)?;
+        let mut redis = Command::new(tools.redis_bin()?);
+        redis
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--appendonly",
+                "yes",
+                "--dir",
+            ])
+            .arg(&dir);
+        stack.spawn("redis", redis)?;
+        table.push((
+            "redis".into(),
+            format!("127.0.0.1:{port} (AOF in {})", dir.display()),
+        ));
+    } else {
+        table.push((
+            "redis".into(),
+            format!("{} (not started: not local)", config.redis.url),
+        ));
+    }
+
+    for (name, binary) in [
+        ("authserver", "mcp-auth-authserver"),
+        ("ext-authz", "mcp-auth-ext-authz"),
+    ] {
+        let mut command = Command::new(root.join("target").join(profile).join(binary));
+        command
+            .current_dir(root)
+            .arg("--config")
+            .arg(config_path)
+            .env("PATH", tools.child_path());
+        stack.spawn(name, command)?;
+    }
+    table.push((
+        "authserver".into(),
+        format!("http://{} (health /healthz)", config.authserver.listen),
+    ));
+    table.push((
+        "ext-authz".into(),
+        format!("grpc://{}", config.ext_authz.listen),
+    ));
+
+    for service in &config.services {
+        let Some(run) = &service.upstream.run else {
+            continue;
+        };
+        if service.upstream.transport == Transport::Stdio {
+            bail!(
+                "service {}: wrapping stdio servers is not supported by `cargo xtask up` yet; \
+                 disable it with {}=false",
+                service.name,
+                crate::envoy_config::enabled_var(&service.name)
+            );
+        }
+        let mut command = Command::new(&run.command);
+        command
+            .args(&run.args)
+            .envs(&run.env)
+            .env("PATH", tools.child_path());
+        command.current_dir(
+            run.cwd
+                .as_ref()
+                .map_or_else(|| root.clone(), |cwd| root.join("envoy").join(cwd)),
+        );
+        stack.spawn(&service.name, command)?;
+        table.push((
+            service.name.clone(),
+            format!("{} (upstream)", service.upstream.url),
+        ));
+    }
+
+    let mut envoy = Command::new(tools.envoy_bin()?);
+    envoy
+        .arg("-c")
+        .arg(bootstrap)
+        .args(["--concurrency", "2", "--log-level", "warn", "--base-id"])
+        .arg(std::process::id().to_string());
+    stack.spawn("envoy", envoy)?;
+
+    let deadline = Instant::now() + READY_DEADLINE;
+    wait_http_ok(config.authserver.listen, "/healthz", deadline)
+        .await
+        .context("the authserver did not become healthy")?;
+    wait_http_ok(config.admin.address, "/ready", deadline)
+        .await
+        .context("Envoy did not become ready")?;
+
+    let issuer = config.issuer_str();
+    println!();
+    println!("mcp-mesh-auth is up. Issuer: {issuer}");
+    for service in &config.services {
+        table.push((format!("{} (MCP)", service.name), service.resource.clone()));
+    }
+    table.push((
+        "envoy".into(),
+        format!(
+            "{} (admin http://{})",
+            config.listener.address, config.admin.address
+        ),
+    ));
+    for (what, where_) in &table {
+        println!("  {what:<22} {where_}");
+    }
+    println!(
+        "Try: curl -i -X POST {}",
+        config
+            .services
+            .first()
+            .map_or(issuer, |s| s.resource.as_str())
+    );
+    println!("Ctrl-C stops everything.");
+    println!();
+
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => { println!("stopping (Ctrl-C)"); Ok(()) }
+        _ = term.recv() => { println!("stopping (SIGTERM)"); Ok(()) }
+        name = stack.first_exit() => bail!("{name} exited; stopping the stack"),
+    }
+}
+
+/// The port of a `redis://` URL on a loopback host, which `up` runs itself.
+fn local_redis_port(url: &str) -> Option<u16> {
+    let rest = url.strip_prefix("redis://")?;
+    let authority = rest.split('/').next()?;
+    let host_port = authority.rsplit('@').next()?;
+    let (host, port) = host_port.rsplit_once(':').unwrap_or((host_port, "6379"));
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+        .then(|| port.parse().ok())
+        .flatten()
+}
+
+/// Polls `GET path` on `addr` until it answers 200 or the deadline passes.
+async fn wait_http_ok(addr: SocketAddr, path: &str, deadline: Instant) -> Result<()> {
+    let addr = if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    };
+    loop {
+        if http_status(addr, path).await == Some(200) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("no 200 from http://{addr}{path} within {READY_DEADLINE:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await.ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_redis_only_for_loopback_urls() {
+        assert_eq!(local_redis_port("redis://127.0.0.1:6380/0"), Some(6380));
+        assert_eq!(local_redis_port("redis://:secret@localhost/1"), Some(6379));
+        assert_eq!(local_redis_port("redis://redis.internal:6379/0"), None);
+        assert_eq!(local_redis_port("rediss://127.0.0.1:6379"), None);
+    }
+}
