@@ -301,15 +301,17 @@ impl Apt {
         println!("apt packages: installing {}", self.packages.join(" "));
         let root = output_of(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0");
         let apt = |args: &[&str]| {
+            // Through `env`: sudo resets the environment it was given.
             let mut command = if root {
-                Command::new("apt-get")
+                Command::new("env")
             } else {
-                Command::new("sudo")
+                let mut sudo = Command::new("sudo");
+                sudo.arg("env");
+                sudo
             };
-            if !root {
-                command.arg("apt-get");
-            }
-            command.env("DEBIAN_FRONTEND", "noninteractive").args(args);
+            command
+                .args(["DEBIAN_FRONTEND=noninteractive", "apt-get"])
+                .args(args);
             command
         };
         run(&mut apt(&["update", "-qq"])).context("apt-get update (needs root or sudo)")?;

@@ -13,7 +13,7 @@ use mcp_auth_gateway::env::ProcessEnv;
 use mcp_auth_gateway::service::Transport;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::envoy_config::{render_to, write_effective_config};
 use crate::process::run;
@@ -76,6 +76,8 @@ async fn start_and_wait(
     profile: &str,
     stack: &mut Supervisor,
 ) -> Result<()> {
+    // Handlers first: a signal during start must stop the children, not kill xtask alone.
+    let mut term = signal(SignalKind::terminate())?;
     let root = &tools.root;
     let mut table: Vec<(String, String)> = Vec::new();
 
@@ -165,12 +167,19 @@ async fn start_and_wait(
     stack.spawn("envoy", envoy)?;
 
     let deadline = Instant::now() + READY_DEADLINE;
-    wait_http_ok(config.authserver.listen, "/healthz", deadline)
-        .await
-        .context("the authserver did not become healthy")?;
-    wait_http_ok(config.admin.address, "/ready", deadline)
-        .await
-        .context("Envoy did not become ready")?;
+    let ready = async {
+        wait_http_ok(config.authserver.listen, "/healthz", deadline)
+            .await
+            .context("the authserver did not become healthy")?;
+        wait_http_ok(config.admin.address, "/ready", deadline)
+            .await
+            .context("Envoy did not become ready")
+    };
+    tokio::select! {
+        result = ready => result?,
+        signal = stop_signal(&mut term) => { println!("stopping ({signal})"); return Ok(()) }
+        name = stack.first_exit() => bail!("{name} exited during start; stopping the stack"),
+    }
 
     let issuer = config.issuer_str();
     println!();
@@ -198,11 +207,17 @@ async fn start_and_wait(
     println!("Ctrl-C stops everything.");
     println!();
 
-    let mut term = signal(SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => { println!("stopping (Ctrl-C)"); Ok(()) }
-        _ = term.recv() => { println!("stopping (SIGTERM)"); Ok(()) }
+        signal = stop_signal(&mut term) => { println!("stopping ({signal})"); Ok(()) }
         name = stack.first_exit() => bail!("{name} exited; stopping the stack"),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM, naming which.
+async fn stop_signal(term: &mut Signal) -> &'static str {
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "Ctrl-C",
+        _ = term.recv() => "SIGTERM",
     }
 }
 
@@ -237,7 +252,7 @@ async fn wait_http_ok(addr: SocketAddr, path: &str, deadline: Instant) -> Result
 
 async fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
     let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.ok()?;
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).await.ok()?;
