@@ -7,7 +7,10 @@
 pub mod claims;
 pub mod filter_config;
 pub mod headers;
+pub mod metadata;
 pub mod oauth_error;
 pub mod paths;
+pub mod registration;
 pub mod scope;
 pub mod store;
+pub mod token;

@@ -1,0 +1,51 @@
+//! Upstream identity providers behind one trait: who the user is, and what the allow-lists
+//! need to know about them (organisations, teams). GitHub is the real one; the dev login is
+//! a stand-in for local development.
+
+pub mod dev;
+pub mod github;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use mcp_auth_proto::store::UserRecord;
+
+/// A boxed future, so providers can live behind `dyn IdentityProvider`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why an identity provider could not tell who the user is.
+#[derive(Debug, thiserror::Error)]
+pub enum IdpError {
+    #[error("the identity provider refused the code: {0}")]
+    Exchange(String),
+    #[error("the identity provider's API failed: {0}")]
+    Api(String),
+    #[error("this provider does not use authorization codes")]
+    Unsupported,
+}
+
+/// What the allow-lists need beyond the user's id and login.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub orgs: bool,
+    pub teams: bool,
+}
+
+/// An upstream identity provider.
+pub trait IdentityProvider: Send + Sync + std::fmt::Debug {
+    /// Shown on the consent page ("You will sign in with …").
+    fn display_name(&self) -> &'static str;
+
+    /// Where to send the browser to sign in, carrying our single-use `state` and the S256
+    /// `code_challenge` of our own PKCE verifier.
+    fn login_url(&self, state: &str, code_challenge: &str, needs: Needs) -> String;
+
+    /// The user behind the callback's `code` (exchanged with our PKCE `code_verifier`).
+    fn identify<'a>(
+        &'a self,
+        code: &'a str,
+        code_verifier: &'a str,
+        needs: Needs,
+        now: u64,
+    ) -> BoxFuture<'a, Result<UserRecord, IdpError>>;
+}

@@ -1,0 +1,66 @@
+//! Revocation: every revocation is written to Redis with a TTL (until nothing it covers can
+//! still be valid) and published as a [`RevocationEvent`] on the channel ext_authz follows
+//! (`KeySpace::revocation_channel`), in one `MULTI`.
+
+use mcp_auth_proto::store::{RevocationEvent, RevocationTarget};
+
+use std::time::Duration;
+
+use crate::settings::Settings;
+use crate::store::{Store, StoreError};
+
+/// Revokes `target` as of `now`: every token it covers issued at or before `now` (see
+/// [`RevocationEvent::covers_issued_at`]). Grants, users and clients stay revoked until every
+/// access and refresh token issued before now has expired; a grant's record is also deleted
+/// so it can never be refreshed again.
+pub async fn revoke(
+    store: &Store,
+    settings: &Settings,
+    now: u64,
+    target: RevocationTarget,
+) -> Result<RevocationEvent, StoreError> {
+    revoke_for(store, longest_lifetime(settings), now, target).await
+}
+
+/// The longest any token lives: how long a grant, user or client revocation must be kept.
+pub fn longest_lifetime(settings: &Settings) -> Duration {
+    settings.access_token_ttl.max(settings.refresh_token_ttl)
+}
+
+/// [`revoke`] with the token lifetime given directly (the admin command has no [`Settings`]).
+pub async fn revoke_for(
+    store: &Store,
+    lifetime: Duration,
+    now: u64,
+    target: RevocationTarget,
+) -> Result<RevocationEvent, StoreError> {
+    let event = RevocationEvent {
+        target,
+        revoked_at: now,
+        expires_at: now + lifetime.as_secs() + 60,
+    };
+    store.revoke(&event, now).await?;
+    tracing::info!(
+        kind = event.target.kind(),
+        id = event.target.id(),
+        "revoked"
+    );
+    Ok(event)
+}
+
+/// Revokes one access token (by `jti`) until its expiry `exp`.
+pub async fn revoke_token(
+    store: &Store,
+    now: u64,
+    jti: &str,
+    exp: u64,
+) -> Result<RevocationEvent, StoreError> {
+    let event = RevocationEvent {
+        target: RevocationTarget::Token(jti.to_owned()),
+        revoked_at: now,
+        expires_at: exp.max(now + 1),
+    };
+    store.revoke(&event, now).await?;
+    tracing::info!(kind = "token", "revoked an access token");
+    Ok(event)
+}

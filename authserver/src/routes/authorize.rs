@@ -1,0 +1,337 @@
+//! `GET /authorize` (RFC 6749 §4.1.1, OAuth 2.1) and our consent page, `POST /login/consent`.
+//!
+//! AS-15/16: we are a proxy with one GitHub app, and GitHub silently re-approves it, so
+//! GitHub's own consent protects nothing here. Before any redirect to GitHub the user sees
+//! *our* consent page naming the client, the service, the scopes and where the browser goes
+//! next; its form carries a CSRF token bound to this browser's session cookie. Consent is
+//! remembered per user and client, and a returning signed-in user is not asked again.
+
+use axum::Form;
+use axum::extract::rejection::FormRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::clients::{self, ClientError};
+use crate::oauth::authorize::{self, AuthorizeError, AuthorizeRequest, Params};
+use crate::oauth::client::{Client, ClientKind};
+use crate::oauth::redirect_uri::RedirectUri;
+use crate::pages::{PageError, render_page};
+use crate::routes::flow::{self, check_origin, client_error, with_session};
+use crate::secret::{digest, random_token};
+use crate::session::Session;
+use crate::state::AppState;
+use crate::store::{PendingAuthorization, Stage};
+
+/// How long a consent page or a login at the identity provider may take (AS-16: ≤ 10 min).
+pub const PENDING_TTL_SECS: u64 = 600;
+/// Where the consent form posts.
+pub const CONSENT_PATH: &str = "/login/consent";
+
+/// `GET /authorize`.
+pub async fn authorize(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Response {
+    match handle(&state, query.as_deref().unwrap_or_default(), &headers).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn handle(state: &AppState, query: &str, headers: &HeaderMap) -> Result<Response, PageError> {
+    let params = Params::parse(query);
+    let now = state.now();
+    let client_id = authorize::client_id(&params).map_err(page_error)?;
+    let client = match clients::resolve(&state.store, &state.documents, client_id, now).await {
+        Ok(client) => client,
+        Err(ClientError::Unknown) => {
+            return Err(PageError::bad_request(
+                "Unknown application",
+                "This application is not registered with this server (or its registration expired).",
+            ));
+        }
+        Err(ClientError::MetadataDocument(error)) => {
+            tracing::info!(%error, "client metadata document refused");
+            return Err(PageError::bad_request(
+                "Unknown application",
+                format!("The application's metadata document could not be used: {error}."),
+            ));
+        }
+        Err(ClientError::Store(error)) => return Err(error.into()),
+    };
+    let reply = authorize::client_reply(&params, &client).map_err(page_error)?;
+    let request = match authorize::validate(&params, reply, &state.settings) {
+        Ok(request) => request,
+        Err(AuthorizeError::Redirect {
+            reply,
+            error,
+            description,
+        }) => return Ok(client_error(state, &reply, error, &description)),
+        Err(AuthorizeError::Page(message)) => {
+            return Err(PageError::bad_request("Invalid request", message));
+        }
+    };
+
+    let session = state.sessions.from_headers(headers, now);
+    if let Some(response) = returning_user(state, &client, &request, session.as_ref()).await? {
+        return Ok(response);
+    }
+    if request.prompt.none {
+        let error = if session.as_ref().is_some_and(|s| s.sub.is_some()) {
+            "consent_required"
+        } else {
+            "login_required"
+        };
+        return Ok(client_error(
+            state,
+            &request.reply,
+            error,
+            "user interaction is required",
+        ));
+    }
+    let session = session.unwrap_or_else(|| Session::anonymous(now));
+    let request_id = random_token(32);
+    let pending = pending_of(&client, &request, &session, Stage::Consent, now);
+    state
+        .store
+        .put_pending(&digest(&request_id), &pending, PENDING_TTL_SECS)
+        .await?;
+    let page = consent_page(state, &client, &request, &session, &request_id);
+    Ok(with_session(state, page, &session))
+}
+
+fn page_error(error: AuthorizeError) -> PageError {
+    match error {
+        AuthorizeError::Page(message) => PageError::bad_request("Invalid request", message),
+        AuthorizeError::Redirect { description, .. } => {
+            PageError::bad_request("Invalid request", description)
+        }
+    }
+}
+
+fn pending_of(
+    client: &Client,
+    request: &AuthorizeRequest,
+    session: &Session,
+    stage: Stage,
+    now: u64,
+) -> PendingAuthorization {
+    PendingAuthorization {
+        stage,
+        client_id: client.client_id.clone(),
+        client_name: client.display_name().to_owned(),
+        redirect_uri: request.reply.redirect_uri.clone(),
+        redirect_uri_explicit: request.reply.redirect_uri_explicit,
+        state: request.reply.state.clone(),
+        code_challenge: request.code_challenge.clone(),
+        resource: request.resource.clone(),
+        scopes: request.scopes.clone(),
+        browser: digest(&session.bid),
+        force_login: request.prompt.login,
+        upstream_verifier: None,
+        created_at: now,
+    }
+}
+
+/// A signed-in user who already consented to this client, resource and scopes: finished
+/// without a page, from the user record of their last login.
+async fn returning_user(
+    state: &AppState,
+    client: &Client,
+    request: &AuthorizeRequest,
+    session: Option<&Session>,
+) -> Result<Option<Response>, PageError> {
+    let Some(session) = session else {
+        return Ok(None);
+    };
+    if session.sub.is_none() || request.prompt.login || request.prompt.consent {
+        return Ok(None);
+    }
+    let Some(user) = flow::signed_in_user(state, session).await? else {
+        return Ok(None);
+    };
+    let consented = state
+        .store
+        .consent(&user.subject, &client.client_id)
+        .await?
+        .is_some_and(|c| c.covers(&request.resource, &request.scopes));
+    if !consented {
+        return Ok(None);
+    }
+    let pending = pending_of(client, request, session, Stage::Consent, state.now());
+    flow::complete(state, pending, user, session, false)
+        .await
+        .map(Some)
+}
+
+#[derive(Serialize)]
+struct ConsentContext<'a> {
+    client_name: &'a str,
+    client_id: &'a str,
+    client_host: Option<String>,
+    unverified: bool,
+    service_name: &'a str,
+    resource: &'a str,
+    scopes: &'a [String],
+    redirect_host: String,
+    localhost_only: bool,
+    user_login: Option<&'a str>,
+    idp_name: &'static str,
+    dev_login: bool,
+    request_id: &'a str,
+    csrf: String,
+    action: String,
+}
+
+fn consent_page(
+    state: &AppState,
+    client: &Client,
+    request: &AuthorizeRequest,
+    session: &Session,
+    request_id: &str,
+) -> Response {
+    let redirect = RedirectUri::parse(&request.reply.redirect_uri).ok();
+    let service_name = state
+        .settings
+        .service_by_resource(&request.resource)
+        .map_or("", |s| s.name.as_str());
+    let client_host = match client.kind {
+        ClientKind::MetadataDocument => url::Url::parse(&client.client_id)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned)),
+        ClientKind::Registered => client
+            .client_uri
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .and_then(|u| u.host_str().map(str::to_owned)),
+    };
+    let context = ConsentContext {
+        client_name: client.display_name(),
+        client_id: &client.client_id,
+        client_host,
+        unverified: client.kind == ClientKind::Registered,
+        service_name,
+        resource: &request.resource,
+        scopes: &request.scopes,
+        redirect_host: redirect
+            .as_ref()
+            .map(|r| r.host().to_owned())
+            .unwrap_or_default(),
+        localhost_only: redirect.as_ref().is_some_and(RedirectUri::is_loopback),
+        user_login: session.login.as_deref().filter(|_| session.sub.is_some()),
+        idp_name: state.idp.display_name(),
+        dev_login: state.settings.is_dev_login(),
+        request_id,
+        csrf: state.sessions.csrf_token(request_id, &session.bid),
+        action: state.settings.endpoint(CONSENT_PATH),
+    };
+    render_page(StatusCode::OK, "consent.html", &context)
+}
+
+/// The consent form.
+#[derive(Debug, Deserialize)]
+pub struct ConsentForm {
+    request: String,
+    csrf: String,
+    decision: String,
+}
+
+/// `POST /login/consent`: the user's decision.
+pub async fn consent(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<ConsentForm>, FormRejection>,
+) -> Response {
+    match decide(&state, &headers, form).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn decide(
+    state: &AppState,
+    headers: &HeaderMap,
+    form: Result<Form<ConsentForm>, FormRejection>,
+) -> Result<Response, PageError> {
+    check_origin(state, headers)?;
+    let Form(form) = form.map_err(|_| {
+        PageError::bad_request("Invalid request", "The consent form is incomplete.")
+    })?;
+    let now = state.now();
+    let session = state.sessions.from_headers(headers, now).ok_or_else(|| {
+        PageError::forbidden("Your session has expired, or this browser does not keep cookies. Start again from your application.")
+    })?;
+    if !state
+        .sessions
+        .check_csrf(&form.csrf, &form.request, &session.bid)
+    {
+        return Err(PageError::forbidden(
+            "This consent form is not valid for this browser.",
+        ));
+    }
+    let mut pending = state
+        .store
+        .take_pending(&digest(&form.request))
+        .await?
+        .ok_or_else(|| {
+            PageError::bad_request(
+                "Request expired",
+                "This authorization request has expired or was already answered. Start again from your application.",
+            )
+        })?;
+    if pending.stage != Stage::Consent || pending.browser != digest(&session.bid) {
+        return Err(PageError::forbidden(
+            "This consent form is not valid for this browser.",
+        ));
+    }
+    let reply = flow::reply_of(&pending);
+    match form.decision.as_str() {
+        "approve" => {}
+        "deny" => {
+            tracing::info!(client_id = %pending.client_id, "the user denied consent");
+            return Ok(client_error(
+                state,
+                &reply,
+                "access_denied",
+                "the user denied the request",
+            ));
+        }
+        _ => {
+            return Err(PageError::bad_request(
+                "Invalid request",
+                "Approve or deny.",
+            ));
+        }
+    }
+
+    if !pending.force_login
+        && let Some(user) = flow::signed_in_user(state, &session).await?
+    {
+        return flow::complete(state, pending, user, &session, false).await;
+    }
+
+    // Sign in upstream: a fresh single-use state, stored only now that the user consented.
+    let upstream_state = random_token(32);
+    let verifier = random_token(32);
+    let challenge = {
+        let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+        base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            hash.as_ref(),
+        )
+    };
+    pending.stage = Stage::Login;
+    pending.upstream_verifier = Some(verifier);
+    state
+        .store
+        .put_pending(&digest(&upstream_state), &pending, PENDING_TTL_SECS)
+        .await?;
+    Ok(flow::see_other(&state.idp.login_url(
+        &upstream_state,
+        &challenge,
+        state.needs,
+    )))
+}

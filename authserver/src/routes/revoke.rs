@@ -1,0 +1,86 @@
+//! `POST /revoke` (RFC 7009): access tokens (by `jti`, until their expiry) and refresh tokens
+//! (the whole grant, §2.1: revoking a refresh token also ends the access tokens of its grant).
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mcp_auth_proto::claims::AccessTokenClaims;
+use mcp_auth_proto::store::RevocationTarget;
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::revocation;
+use crate::routes::client_auth::{authenticate, presented};
+use crate::routes::extract::OAuthForm;
+use crate::secret::digest;
+use crate::state::AppState;
+use crate::tokens::looks_like_jwt;
+
+/// RFC 7009 §2.1 request.
+#[derive(Debug, Deserialize)]
+pub struct RevokeForm {
+    token: Option<String>,
+    /// `access_token` or `refresh_token`; a hint only (§2.1), the token's shape decides.
+    #[serde(default)]
+    #[allow(dead_code)]
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+/// `POST /revoke`: 200 whether or not the token was known (§2.2), after authenticating the
+/// client; a token of another client is refused (§2.1).
+pub async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    OAuthForm(form): OAuthForm<RevokeForm>,
+) -> Result<Response, ApiError> {
+    let credentials = presented(
+        &headers,
+        form.client_id.as_deref(),
+        form.client_secret.as_deref(),
+    )?;
+    let client = authenticate(&state, &credentials).await?;
+    let token = form
+        .token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::invalid_request("token is required"))?;
+    let now = state.now();
+    if looks_like_jwt(&token) {
+        // Expired or foreign tokens need no revocation: they are already useless.
+        if let Ok(claims) = state.keys.ring().verify::<AccessTokenClaims>(&token, now)
+            && claims.iss == state.settings.issuer
+        {
+            if claims.client_id != client.client_id {
+                return Err(ApiError::unauthorized_client(
+                    "the token was issued to another client",
+                ));
+            }
+            if claims.exp > now {
+                revocation::revoke_token(&state.store, now, &claims.jti, claims.exp).await?;
+            }
+        }
+    } else {
+        let token_digest = digest(&token);
+        if let Some((record, _)) = state.store.refresh_token(&token_digest).await? {
+            if record.client_id != client.client_id {
+                return Err(ApiError::unauthorized_client(
+                    "the token was issued to another client",
+                ));
+            }
+            state.store.delete_refresh_token(&token_digest).await?;
+            revocation::revoke(
+                &state.store,
+                &state.settings,
+                now,
+                RevocationTarget::Grant(record.grant_id),
+            )
+            .await?;
+        }
+    }
+    let mut response = StatusCode::OK.into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}

@@ -1,0 +1,360 @@
+//! What the authserver takes from the gateway config and the environment, resolved once at
+//! start: the issuer and endpoint URLs, the services it issues tokens for, lifetimes,
+//! allow-lists, and which identity provider signs users in.
+
+use std::time::Duration;
+
+use mcp_auth_gateway::GatewayConfig;
+use mcp_auth_gateway::config::{AccessList, SigningAlg};
+use mcp_auth_gateway::env::Env;
+use mcp_auth_proto::paths;
+use mcp_auth_proto::scope::Scope;
+use url::Url;
+
+use crate::idp::github::GitHubSettings;
+use crate::secret::Secret;
+
+/// `GITHUB_URL` default: where users sign in.
+pub const DEFAULT_GITHUB_URL: &str = "https://github.com";
+/// `GITHUB_API_URL` default: the REST API (`https://<host>/api/v3` on GitHub Enterprise Server).
+pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
+
+/// Why the config and environment cannot run an authserver. Each names the field or variable.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{var} is set but {missing} is not: GitHub login needs both")]
+    HalfGitHubCredentials {
+        var: &'static str,
+        missing: &'static str,
+    },
+    #[error(
+        "GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET are unset and `issuer` {issuer} is not a \
+         loopback URL: the dev login (no GitHub) is only allowed on loopback"
+    )]
+    DevLoginOnPublicIssuer { issuer: String },
+    #[error("{var}: {value:?} is not an http(s) URL: {problem}")]
+    BadUrl {
+        var: &'static str,
+        value: String,
+        problem: String,
+    },
+}
+
+/// One MCP service as the authserver sees it: a resource it issues tokens for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceService {
+    pub name: String,
+    /// `http` or `https`, from `resource`.
+    pub scheme: String,
+    /// Canonical resource URI (RFC 8707 §2): the `aud` of its tokens.
+    pub resource: String,
+    /// `host[:port]` of `resource`, lowercase, default port omitted.
+    pub authority: String,
+    /// Path of `resource` without a trailing `/` (`""` for a bare origin).
+    pub resource_path: String,
+    pub scopes: Vec<Scope>,
+    /// The service's own allow-list, narrowing the global one.
+    pub access: Option<AccessList>,
+}
+
+/// How users sign in.
+#[derive(Debug, Clone)]
+pub enum IdentityProviderSettings {
+    GitHub(GitHubSettings),
+    /// No GitHub credentials on a loopback issuer: a "sign in as" form, for development only.
+    Dev,
+}
+
+/// Everything the authserver needs, resolved from a [`GatewayConfig`] and the environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// RFC 8414 §2 issuer, exactly as configured (no trailing slash).
+    pub issuer: String,
+    /// `host[:port]` of the issuer, lowercase, default port omitted.
+    pub issuer_authority: String,
+    /// The issuer's origin (`scheme://host[:port]`), for `Origin` checks on form posts.
+    pub issuer_origin: String,
+    pub services: Vec<ResourceService>,
+    pub global_access: AccessList,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub code_ttl: Duration,
+    /// `None`: registered clients never expire.
+    pub client_ttl: Option<Duration>,
+    pub signing_alg: SigningAlg,
+    pub keys_dir: std::path::PathBuf,
+    /// How long a new signing key is published before it signs (the filter's JWKS refresh
+    /// interval plus a margin), so no verifier meets a token whose key it has not fetched.
+    pub key_publish_delay: Duration,
+    /// How long a superseded key stays published: until every token it signed has expired.
+    pub key_retention: Duration,
+    /// Requests per minute per client IP on `/register` and `/token`; 0 = unlimited.
+    pub rate_limit_per_minute: u32,
+    pub redis_url: String,
+    pub key_prefix: String,
+    pub identity_provider: IdentityProviderSettings,
+}
+
+impl Settings {
+    /// Resolves `config` and the `GITHUB_*` variables of `env`.
+    pub fn from_config(config: &GatewayConfig, env: &dyn Env) -> Result<Self, SettingsError> {
+        let issuer = config.issuer_str().to_owned();
+        let identity_provider = identity_provider(&config.issuer, env)?;
+        let services = config
+            .services
+            .iter()
+            .map(|s| {
+                let (scheme, authority, resource_path) = split_resource(&s.resource);
+                ResourceService {
+                    name: s.name.clone(),
+                    scheme,
+                    resource: s.resource.clone(),
+                    authority,
+                    resource_path,
+                    scopes: s.scopes.clone(),
+                    access: s.access.clone(),
+                }
+            })
+            .collect();
+        let timing = crate::keys::KeyTiming::from_config(config);
+        Ok(Self {
+            issuer_authority: url_authority(&config.issuer),
+            issuer_origin: config.issuer.origin().ascii_serialization(),
+            issuer,
+            services,
+            global_access: config.access.clone(),
+            access_token_ttl: config.tokens.access_token,
+            refresh_token_ttl: config.tokens.refresh_token,
+            code_ttl: config.tokens.authorization_code,
+            client_ttl: Some(config.tokens.client_registration).filter(|d| !d.is_zero()),
+            signing_alg: config.authserver.signing_alg,
+            keys_dir: config.authserver.keys_dir.clone(),
+            key_publish_delay: timing.publish_delay,
+            key_retention: timing.retention,
+            rate_limit_per_minute: config.authserver.rate_limit_per_minute,
+            redis_url: config.redis.url.clone(),
+            key_prefix: config.redis.key_prefix.clone(),
+            identity_provider,
+        })
+    }
+
+    /// An absolute URL of one of our endpoints (`paths::TOKEN` → `<issuer>/token`).
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    /// The service whose canonical resource URI is exactly `resource` (RFC 8707 §2).
+    pub fn service_by_resource(&self, resource: &str) -> Option<&ResourceService> {
+        self.services.iter().find(|s| s.resource == resource)
+    }
+
+    /// Path of the issuer URL (`""` when it is a bare origin).
+    pub fn issuer_path(&self) -> &str {
+        let after_scheme = self
+            .issuer
+            .find("://")
+            .map_or(self.issuer.as_str(), |i| &self.issuer[i + 3..]);
+        after_scheme.find('/').map_or("", |i| &after_scheme[i..])
+    }
+
+    /// True when the dev login replaces GitHub.
+    pub fn is_dev_login(&self) -> bool {
+        matches!(self.identity_provider, IdentityProviderSettings::Dev)
+    }
+
+    /// The RFC 9728 §3.1 metadata path of a resource path (`/a/mcp` →
+    /// `/.well-known/oauth-protected-resource/a/mcp`).
+    pub fn protected_resource_metadata_path(resource_path: &str) -> String {
+        format!("{}{resource_path}", paths::PROTECTED_RESOURCE_METADATA)
+    }
+}
+
+fn identity_provider(
+    issuer: &Url,
+    env: &dyn Env,
+) -> Result<IdentityProviderSettings, SettingsError> {
+    let id = env.var("GITHUB_CLIENT_ID");
+    let secret = env.var("GITHUB_CLIENT_SECRET");
+    match (id, secret) {
+        (Some(client_id), Some(client_secret)) => {
+            let web_url = env_url(env, "GITHUB_URL", DEFAULT_GITHUB_URL)?;
+            let api_url = env_url(env, "GITHUB_API_URL", DEFAULT_GITHUB_API_URL)?;
+            Ok(IdentityProviderSettings::GitHub(GitHubSettings {
+                client_id,
+                client_secret: Secret::new(client_secret),
+                web_url,
+                api_url,
+            }))
+        }
+        (Some(_), None) => Err(SettingsError::HalfGitHubCredentials {
+            var: "GITHUB_CLIENT_ID",
+            missing: "GITHUB_CLIENT_SECRET",
+        }),
+        (None, Some(_)) => Err(SettingsError::HalfGitHubCredentials {
+            var: "GITHUB_CLIENT_SECRET",
+            missing: "GITHUB_CLIENT_ID",
+        }),
+        (None, None) if is_loopback(issuer) => Ok(IdentityProviderSettings::Dev),
+        (None, None) => Err(SettingsError::DevLoginOnPublicIssuer {
+            issuer: issuer.as_str().trim_end_matches('/').to_owned(),
+        }),
+    }
+}
+
+/// A base URL from `var`, without a trailing slash.
+fn env_url(env: &dyn Env, var: &'static str, default: &str) -> Result<String, SettingsError> {
+    let value = env.var(var).unwrap_or_else(|| default.to_owned());
+    let bad = |problem: String| SettingsError::BadUrl {
+        var,
+        value: value.clone(),
+        problem,
+    };
+    let url = Url::parse(&value).map_err(|e| bad(e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(bad("it needs an http or https scheme and a host".into()));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(bad("it must not have a query or fragment".into()));
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
+/// True when `url` names a loopback host (`localhost`, `127.0.0.0/8`, `::1`).
+pub fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// `host[:port]` of a URL, lowercase, with the scheme's default port omitted.
+pub fn url_authority(url: &Url) -> String {
+    let host = match url.host() {
+        Some(url::Host::Ipv6(ip)) => format!("[{ip}]"),
+        Some(host) => host.to_string().to_ascii_lowercase(),
+        None => String::new(),
+    };
+    match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
+    }
+}
+
+/// Splits a validated resource URI into scheme, authority and path (no trailing slash).
+fn split_resource(resource: &str) -> (String, String, String) {
+    match Url::parse(resource) {
+        Ok(url) => {
+            let path = url.path().trim_end_matches('/').to_owned();
+            (url.scheme().to_owned(), url_authority(&url), path)
+        }
+        Err(_) => Default::default(),
+    }
+}
+
+/// Normalises a `Host` header value the way [`url_authority`] prints authorities, so the two
+/// compare equal: lowercase, default port for `scheme` dropped.
+pub fn normalize_host_header(host: &str, scheme: &str) -> String {
+    let host = host.trim().to_ascii_lowercase();
+    let default_port = match scheme {
+        "https" => ":443",
+        _ => ":80",
+    };
+    host.strip_suffix(default_port).unwrap_or(&host).to_owned()
+}
+
+impl ResourceService {
+    /// True when a request's `Host` header names this service's resource authority.
+    pub fn host_matches(&self, host: &str) -> bool {
+        normalize_host_header(host, &self.scheme) == self.authority
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(issuer: &str) -> GatewayConfig {
+        GatewayConfig::from_yaml(&format!(
+            "issuer: {issuer}\nservices:\n  - name: everything\n    upstream: {{ url: \"http://127.0.0.1:3001/mcp\" }}\n"
+        ))
+        .unwrap()
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn loopback_issuer_without_credentials_runs_the_dev_login() {
+        let settings = Settings::from_config(&config("http://127.0.0.1:8080"), &env(&[])).unwrap();
+        assert!(settings.is_dev_login());
+        assert_eq!(settings.issuer, "http://127.0.0.1:8080");
+        assert_eq!(settings.issuer_authority, "127.0.0.1:8080");
+        assert_eq!(settings.services[0].resource_path, "/everything/mcp");
+        assert_eq!(settings.services[0].authority, "127.0.0.1:8080");
+        assert_eq!(settings.endpoint("/token"), "http://127.0.0.1:8080/token");
+    }
+
+    #[test]
+    fn public_issuer_needs_github_credentials() {
+        let err = Settings::from_config(&config("https://gw.example.com"), &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("GITHUB_CLIENT_ID"), "{err}");
+        let err = Settings::from_config(
+            &config("https://gw.example.com"),
+            &env(&[("GITHUB_CLIENT_ID", "x")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("GITHUB_CLIENT_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn github_urls_come_from_the_environment() {
+        let settings = Settings::from_config(
+            &config("https://gw.example.com"),
+            &env(&[
+                ("GITHUB_CLIENT_ID", "id"),
+                ("GITHUB_CLIENT_SECRET", "secret"),
+                ("GITHUB_URL", "https://ghe.example.com/"),
+                ("GITHUB_API_URL", "https://ghe.example.com/api/v3"),
+            ]),
+        )
+        .unwrap();
+        let IdentityProviderSettings::GitHub(github) = settings.identity_provider else {
+            panic!("expected GitHub");
+        };
+        assert_eq!(github.web_url, "https://ghe.example.com");
+        assert_eq!(github.api_url, "https://ghe.example.com/api/v3");
+        assert!(!format!("{:?}", github.client_secret).contains("secret\""));
+        let err = Settings::from_config(
+            &config("https://gw.example.com"),
+            &env(&[
+                ("GITHUB_CLIENT_ID", "id"),
+                ("GITHUB_CLIENT_SECRET", "secret"),
+                ("GITHUB_URL", "ftp://x"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("GITHUB_URL"), "{err}");
+    }
+
+    #[test]
+    fn host_header_normalisation_matches_authorities() {
+        assert_eq!(
+            normalize_host_header("GW.example.com:443", "https"),
+            "gw.example.com"
+        );
+        assert_eq!(
+            normalize_host_header("127.0.0.1:8080", "http"),
+            "127.0.0.1:8080"
+        );
+        let url = Url::parse("https://GW.example.com:443/x").unwrap();
+        assert_eq!(url_authority(&url), "gw.example.com");
+    }
+}

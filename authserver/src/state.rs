@@ -1,0 +1,157 @@
+//! The state every handler shares: settings, keys, the store. Cheap to clone (`Arc`s).
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use mcp_auth_gateway::GatewayConfig;
+use mcp_auth_gateway::env::Env;
+
+use crate::clients::cimd::CimdResolver;
+use crate::idp::dev::DevLogin;
+use crate::idp::github::GitHub;
+use crate::idp::{IdentityProvider, Needs};
+use crate::keys::{KeyStore, KeyTiming};
+use crate::oauth::access;
+use crate::serve::ServeError;
+use crate::session::SessionKeys;
+use crate::settings::{IdentityProviderSettings, Settings};
+use crate::store::Store;
+
+/// Seconds since the Unix epoch. Injectable so tests can move time.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+/// Shared state of the authorization server.
+#[derive(Clone)]
+pub struct AppState {
+    pub(crate) settings: Arc<Settings>,
+    pub(crate) keys: Arc<KeyStore>,
+    pub(crate) store: Store,
+    pub(crate) documents: Arc<CimdResolver>,
+    pub(crate) sessions: Arc<SessionKeys>,
+    pub(crate) idp: Arc<dyn IdentityProvider>,
+    /// What every login must fetch so the user record serves every allow-list.
+    pub(crate) needs: Needs,
+    /// `None` when `authserver.rate_limit_per_minute` is 0.
+    pub(crate) limiter: Option<Arc<crate::ratelimit::RateLimiter>>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("issuer", &self.settings.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Resolves `config` and `env` (`GITHUB_*`), loads or creates the signing keys under
+    /// `authserver.keys_dir`, and prepares the Redis connection (made lazily: Redis may
+    /// come up after the authserver).
+    pub async fn new(config: GatewayConfig, env: &dyn Env) -> Result<Self, ServeError> {
+        let settings = Settings::from_config(&config, env)?;
+        let now = system_now();
+        let timing = KeyTiming {
+            publish_delay: settings.key_publish_delay,
+            retention: settings.key_retention,
+        };
+        let (dir, alg) = (settings.keys_dir.clone(), settings.signing_alg);
+        let (keys, session_key) = tokio::task::spawn_blocking(move || {
+            let keys = KeyStore::open(&dir, alg, timing, now)?;
+            Ok::<_, crate::keys::KeyError>((keys, crate::keys::session_key(&dir)?))
+        })
+        .await
+        .map_err(|e| ServeError::Io(std::io::Error::other(e)))??;
+        let idp: Arc<dyn IdentityProvider> = match &settings.identity_provider {
+            IdentityProviderSettings::GitHub(github) => Arc::new(
+                GitHub::new(github.clone(), &settings.issuer)
+                    .map_err(|e| ServeError::Io(std::io::Error::other(e)))?,
+            ),
+            IdentityProviderSettings::Dev => Arc::new(DevLogin::new(&settings.issuer)),
+        };
+        let lists = || {
+            std::iter::once(&settings.global_access)
+                .chain(settings.services.iter().filter_map(|s| s.access.as_ref()))
+        };
+        let needs = Needs {
+            orgs: access::needs_orgs(lists()),
+            teams: access::needs_teams(lists()),
+        };
+        let store =
+            Store::new(&settings.redis_url, &settings.key_prefix).map_err(ServeError::RedisUrl)?;
+        if settings.is_dev_login() {
+            tracing::warn!(
+                issuer = %settings.issuer,
+                "DEV LOGIN: no GITHUB_CLIENT_ID/GITHUB_CLIENT_SECRET; anyone reaching this \
+                 authserver can sign in as any user name. For local development only."
+            );
+        }
+        let documents =
+            CimdResolver::new().map_err(|e| ServeError::Io(std::io::Error::other(e)))?;
+        Ok(Self {
+            limiter: crate::ratelimit::RateLimiter::new(settings.rate_limit_per_minute)
+                .map(Arc::new),
+            settings: Arc::new(settings),
+            keys: Arc::new(keys),
+            store,
+            documents: Arc::new(documents),
+            sessions: Arc::new(SessionKeys::new(&session_key)),
+            idp,
+            needs,
+            clock: Arc::new(system_now),
+        })
+    }
+
+    /// Replaces the clock (tests).
+    #[doc(hidden)]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Lets Client ID Metadata Documents be fetched from `http://` loopback URLs (tests that
+    /// serve documents locally). Never reachable from config or environment.
+    #[doc(hidden)]
+    pub fn allowing_loopback_metadata_documents(mut self) -> Self {
+        if let Ok(documents) = CimdResolver::allowing_loopback_http() {
+            self.documents = Arc::new(documents);
+        }
+        self
+    }
+
+    /// Replaces the identity provider (tests: a fake GitHub at a local URL is configured
+    /// through `GITHUB_*` instead; this is for providers that are not GitHub at all).
+    #[doc(hidden)]
+    pub fn with_identity_provider(mut self, idp: Arc<dyn IdentityProvider>) -> Self {
+        self.idp = idp;
+        self
+    }
+
+    /// Now, in seconds since the Unix epoch.
+    pub fn now(&self) -> u64 {
+        (self.clock)()
+    }
+
+    /// The configured issuer (RFC 8414 §2).
+    pub fn issuer(&self) -> &str {
+        &self.settings.issuer
+    }
+
+    /// The Redis store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The signing keys (shared with the reload task).
+    pub fn key_store(&self) -> Arc<KeyStore> {
+        self.keys.clone()
+    }
+}
+
+/// The system clock in seconds since the Unix epoch.
+pub fn system_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}

@@ -1,0 +1,182 @@
+//! Rate limits, body limits, and no 500 for anything a client sends.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+
+use crate::support::*;
+
+async fn limited_server() -> TestServer {
+    TestServer::with(
+        |yaml| yaml.replace("rate_limit_per_minute: 0", "rate_limit_per_minute: 3"),
+        Default::default(),
+    )
+    .await
+}
+
+fn register_from(ip: &str) -> Request<Body> {
+    let body =
+        serde_json::json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"});
+    Request::post("/register")
+        .header("content-type", "application/json")
+        .header("x-forwarded-for", ip)
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn registration_is_rate_limited_per_client_ip() {
+    let server = limited_server().await;
+    for _ in 0..3 {
+        let response = server.send(register_from("203.0.113.7")).await;
+        assert_eq!(response.status, StatusCode::CREATED);
+    }
+    let limited = server.send(register_from("203.0.113.7")).await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.error(), "temporarily_unavailable");
+    assert!(
+        limited
+            .header("retry-after")
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    // Another address is not affected.
+    let other = server.send(register_from("198.51.100.1")).await;
+    assert_eq!(other.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn the_token_endpoint_is_rate_limited_per_client_ip() {
+    let server = limited_server().await;
+    let token = |ip: &'static str| {
+        Request::post("/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("x-forwarded-for", ip)
+            .body(Body::from(
+                "grant_type=authorization_code&code=x&client_id=nobody",
+            ))
+            .unwrap()
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            server.send(token("203.0.113.8")).await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        server.send(token("203.0.113.8")).await.status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Other endpoints are not limited.
+    assert_eq!(server.get("/jwks").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let server = TestServer::start().await;
+    let big = "a".repeat(64 * 1024);
+    let response = server
+        .send(
+            Request::post("/token")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(format!(
+                    "grant_type=authorization_code&code={big}"
+                )))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert_eq!(response.error(), "invalid_request");
+}
+
+#[tokio::test]
+async fn no_client_input_makes_a_server_error() {
+    let server = TestServer::start().await;
+    let client_id = server.register_public_client().await;
+    let junk_bodies = [
+        "",
+        "%",
+        "%%%%",
+        "a=%ZZ",
+        "\u{0}\u{1}",
+        "grant_type=refresh_token&refresh_token=%00&client_id=x",
+        "token=a.b.c&client_id=x",
+        "token=eyJhbGciOiJub25lIn0.e30.&client_id=x",
+    ];
+    let paths = [
+        "/token",
+        "/revoke",
+        "/introspect",
+        "/register",
+        "/login/consent",
+        "/login/dev",
+    ];
+    for path in paths {
+        for body in junk_bodies {
+            for content_type in [
+                "application/x-www-form-urlencoded",
+                "application/json",
+                "text/plain",
+            ] {
+                let response = server
+                    .send(
+                        Request::post(path)
+                            .header("content-type", content_type)
+                            .body(Body::from(body))
+                            .unwrap(),
+                    )
+                    .await;
+                assert!(
+                    !response.status.is_server_error(),
+                    "{path} {content_type} {body:?}: {} {}",
+                    response.status,
+                    response.text()
+                );
+            }
+        }
+    }
+    let queries = [
+        "",
+        "?client_id=",
+        "?client_id=%FF",
+        "?client_id=https%3A%2F%2F",
+        "?client_id=http%3A%2F%2F127.0.0.1%2Fx",
+        &format!("?client_id={client_id}&redirect_uri=%00"),
+        &format!("?client_id={client_id}&redirect_uri={REDIRECT}&resource=%00&state=%FF"),
+    ];
+    for path in ["/authorize", "/login/callback", "/login/dev"] {
+        for query in queries {
+            let response = server.get(&format!("{path}{query}")).await;
+            assert!(
+                !response.status.is_server_error(),
+                "{path}{query}: {}",
+                response.status
+            );
+        }
+    }
+    for method in [Method::PUT, Method::DELETE, Method::PATCH] {
+        let response = server
+            .send(
+                Request::builder()
+                    .method(method.clone())
+                    .uri("/token")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await;
+        assert_eq!(response.status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+    }
+    for path in [
+        "/register/%FF",
+        "/register/a%2Fb",
+        "/.well-known/oauth-protected-resource/%FF",
+    ] {
+        let response = server.get(path).await;
+        assert!(
+            !response.status.is_server_error(),
+            "{path}: {}",
+            response.status
+        );
+    }
+}

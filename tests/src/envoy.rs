@@ -1,0 +1,181 @@
+//! A real Envoy with the real filter, started from a rendered bootstrap.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use socket2::{Domain, Socket, Type};
+
+use crate::{poll, tools};
+
+/// A loopback port held for Envoy before Envoy exists.
+///
+/// The issuer URL must be Envoy's real address, and it is rendered into the filter's config
+/// before Envoy starts, so the port cannot be Envoy's own pick. This socket binds
+/// `127.0.0.1:0` with `SO_REUSEPORT` and never listens: the kernel gives no other socket that
+/// port (none listens on it without `SO_REUSEPORT` from the same user), while Envoy, whose
+/// listener sets `enable_reuse_port`, binds it too. Connections go to listening sockets only,
+/// so all of them reach Envoy. Held for Envoy's lifetime; the admin `/listeners` then confirms.
+pub struct ReservedPort {
+    socket: Socket,
+    port: u16,
+}
+
+impl ReservedPort {
+    pub fn new() -> Result<Self> {
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+        socket.set_reuse_port(true)?;
+        socket.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+        let port = socket
+            .local_addr()?
+            .as_socket()
+            .map(|a| a.port())
+            .context("reserved socket has no port")?;
+        Ok(Self { socket, port })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl std::fmt::Debug for ReservedPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ReservedPort({}, {:?})",
+            self.port,
+            self.socket.local_addr().ok().and_then(|a| a.as_socket())
+        )
+    }
+}
+
+/// A running Envoy; killed on drop.
+pub struct Envoy {
+    child: Child,
+    _dir: tempfile::TempDir,
+    _port: ReservedPort,
+    admin: SocketAddr,
+    listener: SocketAddr,
+}
+
+static NEXT_BASE_ID: AtomicU32 = AtomicU32::new(0);
+
+impl Envoy {
+    /// Starts Envoy with `bootstrap` (whose listener is on `port`) and waits until it is ready.
+    pub async fn start(bootstrap: &str, port: ReservedPort) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let config = dir.path().join("envoy.yaml");
+        let admin_path = dir.path().join("admin-address");
+        std::fs::write(&config, bootstrap)?;
+        // Envoys of parallel tests must not share hot-restart shared memory.
+        let base_id =
+            std::process::id() % 10_000 * 100 + NEXT_BASE_ID.fetch_add(1, Ordering::Relaxed) % 100;
+        let log = std::fs::File::create(dir.path().join("envoy.log"))?;
+        let child = Command::new(tools::envoy_bin()?)
+            .arg("-c")
+            .arg(&config)
+            .args([
+                "--concurrency",
+                "1",
+                "--log-level",
+                "warn",
+                "--base-id",
+                &base_id.to_string(),
+            ])
+            .arg("--admin-address-path")
+            .arg(&admin_path)
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("cannot start Envoy; install it with `cargo xtask install`")?;
+        let mut envoy = Self {
+            child,
+            admin: SocketAddr::from(([127, 0, 0, 1], 0)),
+            listener: SocketAddr::from(([127, 0, 0, 1], port.port())),
+            _dir: dir,
+            _port: port,
+        };
+        envoy
+            .wait_ready(&admin_path)
+            .await
+            .with_context(|| format!("Envoy log:\n{}", envoy.log()))?;
+        Ok(envoy)
+    }
+
+    async fn wait_ready(&mut self, admin_path: &std::path::Path) -> Result<()> {
+        let deadline = Duration::from_secs(30);
+        let child = &mut self.child;
+        let admin = poll::until("Envoy's admin address", deadline, || {
+            let exited = child.try_wait().ok().flatten();
+            let address = std::fs::read_to_string(admin_path)
+                .ok()
+                .and_then(|a| a.trim().parse::<SocketAddr>().ok());
+            async move {
+                if exited.is_some() {
+                    Some(Err(()))
+                } else {
+                    address.map(Ok)
+                }
+            }
+        })
+        .await?
+        .map_err(|()| anyhow::anyhow!("Envoy exited during start"))?;
+        self.admin = admin;
+        let client = reqwest::Client::new();
+        let ready = format!("http://{admin}/ready");
+        poll::until("Envoy /ready", deadline, || async {
+            let response = client.get(&ready).send().await.ok()?;
+            response.status().is_success().then_some(())
+        })
+        .await?;
+        let listeners: serde_json::Value = client
+            .get(format!("http://{admin}/listeners?format=json"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let bound = listeners["listener_statuses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["local_address"]["socket_address"]["port_value"].as_u64())
+            .any(|p| p == u64::from(self.listener.port()));
+        if !bound {
+            bail!(
+                "Envoy is not listening on the reserved port {}: {listeners}",
+                self.listener.port()
+            );
+        }
+        Ok(())
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.listener)
+    }
+
+    pub fn admin(&self) -> SocketAddr {
+        self.admin
+    }
+
+    /// What Envoy logged so far (for failure messages).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("envoy.log")).unwrap_or_default()
+    }
+
+    /// The bootstrap Envoy runs.
+    pub fn config_path(&self) -> PathBuf {
+        self._dir.path().join("envoy.yaml")
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,158 @@
+//! The whole gateway for one test: Redis, the authserver and ext_authz in-process, an MCP
+//! server, and Envoy with the filter, all from one gateway config written for the test.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use mcp_auth_gateway::GatewayConfig;
+use mcp_auth_gateway::env::Env;
+use mcp_auth_gateway::envoy::{RenderOptions, render};
+use tokio::task::JoinHandle;
+
+use crate::envoy::{Envoy, ReservedPort};
+use crate::mcp_server::McpServer;
+use crate::redis::Redis;
+use crate::{poll, tools};
+
+/// What a test changes about the default stack.
+#[derive(Debug, Clone, Default)]
+pub struct StackOptions {
+    /// Environment the authserver and ext_authz see (GitHub settings, allow-lists).
+    pub env: HashMap<String, String>,
+}
+
+/// A running stack. Dropping it stops everything.
+pub struct Stack {
+    pub envoy: Envoy,
+    pub config: GatewayConfig,
+    pub config_path: PathBuf,
+    pub authserver: SocketAddr,
+    pub ext_authz: SocketAddr,
+    pub upstream: McpServer,
+    pub redis: Redis,
+    tasks: Vec<JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Stack {
+    pub async fn start() -> Result<Self> {
+        Self::start_with(StackOptions::default()).await
+    }
+
+    pub async fn start_with(options: StackOptions) -> Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let redis = Redis::start().await?;
+        let upstream = McpServer::everything().await?;
+        let port = ReservedPort::new()?;
+        let authserver_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let ext_authz_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let authserver = authserver_listener.local_addr()?;
+        let ext_authz = ext_authz_listener.local_addr()?;
+
+        let yaml = format!(
+            r#"issuer: http://127.0.0.1:{port}
+listener: {{ address: "127.0.0.1:{port}" }}
+admin: {{ address: "127.0.0.1:0" }}
+redis: {{ url: "{redis}", key_prefix: "e2e:" }}
+authserver: {{ listen: "{authserver}", keys_dir: "{keys}" }}
+ext_authz: {{ listen: "{ext_authz}" }}
+access: {{ users: ["*"] }}
+services:
+  - name: everything
+    upstream: {{ url: "{upstream}" }}
+"#,
+            port = port.port(),
+            redis = redis.url(),
+            keys = dir.path().join("keys").display(),
+            upstream = upstream.url(),
+        );
+        let config_path = dir.path().join("gateway.yaml");
+        std::fs::write(&config_path, &yaml)?;
+        let env: Arc<dyn Env> = Arc::new(options.env.clone());
+        let config = GatewayConfig::load_with_env(&config_path, &*env)?;
+
+        let mut tasks = Vec::new();
+        let (auth_config, auth_env) = (config.clone(), Arc::clone(&env));
+        tasks.push(tokio::spawn(async move {
+            if let Err(err) = mcp_auth_authserver::serve(
+                auth_config,
+                auth_env,
+                authserver_listener,
+                std::future::pending(),
+            )
+            .await
+            {
+                eprintln!("authserver stopped: {err}");
+            }
+        }));
+        let (xa_path, xa_env) = (config_path.clone(), Arc::clone(&env));
+        tasks.push(tokio::spawn(async move {
+            if let Err(err) = mcp_auth_ext_authz::serve(
+                xa_path,
+                xa_env,
+                ext_authz_listener,
+                std::future::pending(),
+            )
+            .await
+            {
+                eprintln!("ext-authz stopped: {err}");
+            }
+        }));
+
+        let client = reqwest::Client::new();
+        let health = format!("http://{authserver}/healthz");
+        poll::until("authserver /healthz", Duration::from_secs(20), || async {
+            client
+                .get(&health)
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
+        })
+        .await?;
+
+        let bootstrap = render(
+            &config,
+            &RenderOptions {
+                wasm_path: tools::filter_wasm()?,
+                access_log: false,
+            },
+        )
+        .context("rendering the Envoy bootstrap")?;
+        let envoy = Envoy::start(&bootstrap, port).await?;
+        Ok(Self {
+            envoy,
+            config,
+            config_path,
+            authserver,
+            ext_authz,
+            upstream,
+            redis,
+            tasks,
+            _dir: dir,
+        })
+    }
+
+    /// The issuer: Envoy's public URL.
+    pub fn issuer(&self) -> &str {
+        self.config.issuer_str()
+    }
+
+    /// `<issuer><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.envoy.url())
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! The end-to-end suite: one test binary, one module per area.
+
+#[path = "e2e/foundation.rs"]
+mod foundation;
+
+#[path = "e2e/authserver.rs"]
+mod authserver;

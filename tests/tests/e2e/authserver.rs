@@ -1,0 +1,499 @@
+//! The authorization server through real Envoy, with the fake GitHub: discovery →
+//! registration → consent (its CSRF token) → GitHub → token → MCP call → refresh rotation →
+//! revoke → introspect, and the negative cases a client or an attacker can produce.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use mcp_auth_e2e::fake_github::{FakeGitHub, FakeUser};
+use mcp_auth_e2e::poll;
+use mcp_auth_e2e::stack::{Stack, StackOptions};
+use reqwest::{StatusCode, Url};
+use serde_json::{Value, json};
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+const REDIRECT: &str = "http://127.0.0.1:33418/callback";
+const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"0"}}}"#;
+
+/// An HTTP client that follows no redirect and keeps the authserver's session cookie by hand
+/// (it is `Secure`, which a browser keeps on loopback http but reqwest's store would not).
+struct Browser {
+    http: reqwest::Client,
+    cookie: Option<String>,
+}
+
+impl Browser {
+    fn new() -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: None,
+        }
+    }
+
+    fn keep_cookie(&mut self, response: &reqwest::Response) {
+        for value in response.headers().get_all("set-cookie") {
+            let value = value.to_str().unwrap();
+            self.cookie = Some(value.split(';').next().unwrap().to_owned());
+        }
+    }
+
+    async fn get(&mut self, url: &str) -> reqwest::Response {
+        let mut request = self.http.get(url);
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send().await.unwrap();
+        self.keep_cookie(&response);
+        response
+    }
+
+    async fn post_form(&mut self, url: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(pairs));
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send().await.unwrap();
+        self.keep_cookie(&response);
+        response
+    }
+}
+
+fn form(pairs: &[(&str, &str)]) -> String {
+    let mut url = Url::parse("http://form/").unwrap();
+    url.query_pairs_mut().extend_pairs(pairs);
+    url.query().unwrap_or_default().to_owned()
+}
+
+fn location(response: &reqwest::Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+fn params(url: &str) -> HashMap<String, String> {
+    Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+fn form_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end].to_owned()
+}
+
+/// What discovery tells a client, starting from the MCP endpoint's 401.
+struct Discovered {
+    resource: String,
+    metadata: Value,
+}
+
+async fn discover(stack: &Stack) -> Discovered {
+    let http = reqwest::Client::new();
+    let challenge = http
+        .post(stack.url("/everything/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(INITIALIZE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(challenge.status(), StatusCode::UNAUTHORIZED);
+    let header = challenge.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let prm_url = header
+        .split("resource_metadata=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let prm: Value = http
+        .get(&prm_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let issuer = prm["authorization_servers"][0].as_str().unwrap();
+    assert_eq!(issuer, stack.issuer());
+    let metadata: Value = http
+        .get(format!("{issuer}/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["issuer"], issuer);
+    assert_eq!(
+        metadata["authorization_response_iss_parameter_supported"],
+        true
+    );
+    Discovered {
+        resource: prm["resource"].as_str().unwrap().to_owned(),
+        metadata,
+    }
+}
+
+async fn register(discovered: &Discovered) -> String {
+    let response = reqwest::Client::new()
+        .post(
+            discovered.metadata["registration_endpoint"]
+                .as_str()
+                .unwrap(),
+        )
+        .json(&json!({
+            "redirect_uris": [REDIRECT],
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "application_type": "native",
+            "client_name": "e2e client",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let info: Value = response.json().await.unwrap();
+    info["client_id"].as_str().unwrap().to_owned()
+}
+
+fn authorize_url(discovered: &Discovered, client_id: &str, resource: &str) -> String {
+    let mut url = Url::parse(
+        discovered.metadata["authorization_endpoint"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("state", "e2e-state")
+        .append_pair("code_challenge", CHALLENGE)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("resource", resource)
+        .append_pair("scope", "mcp");
+    url.into()
+}
+
+/// Consent page → approve (with its CSRF token) → GitHub → our callback; returns the final
+/// redirect to the client.
+async fn sign_in(stack: &Stack, discovered: &Discovered, client_id: &str) -> String {
+    let mut browser = Browser::new();
+    let page = browser
+        .get(&authorize_url(discovered, client_id, &discovered.resource))
+        .await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("e2e client"));
+    let approve = browser
+        .post_form(
+            &stack.url("/login/consent"),
+            &[
+                ("request", &form_field(&html, "request")),
+                ("csrf", &form_field(&html, "csrf")),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(approve.status(), StatusCode::SEE_OTHER);
+    let github = browser.get(&location(&approve)).await;
+    assert_eq!(github.status(), StatusCode::FOUND);
+    let callback = location(&github);
+    assert!(
+        callback.starts_with(&stack.url("/login/callback")),
+        "{callback}"
+    );
+    let done = browser.get(&callback).await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    location(&done)
+}
+
+async fn token(discovered: &Discovered, pairs: &[(&str, &str)]) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .post(discovered.metadata["token_endpoint"].as_str().unwrap())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(pairs))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    (status, response.json().await.unwrap())
+}
+
+async fn exchange(
+    discovered: &Discovered,
+    client_id: &str,
+    code: &str,
+    verifier: &str,
+) -> (StatusCode, Value) {
+    token(
+        discovered,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+            ("client_id", client_id),
+            ("resource", &discovered.resource),
+        ],
+    )
+    .await
+}
+
+async fn mcp_status(stack: &Stack, access_token: &str) -> StatusCode {
+    reqwest::Client::new()
+        .post(stack.url("/everything/mcp"))
+        .bearer_auth(access_token)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(INITIALIZE)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+async fn introspect(discovered: &Discovered, client_id: &str, token: &str) -> Value {
+    reqwest::Client::new()
+        .post(
+            discovered.metadata["introspection_endpoint"]
+                .as_str()
+                .unwrap(),
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("token", token), ("client_id", client_id)]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn github_stack(user: FakeUser, extra_env: &[(&str, &str)]) -> (Stack, FakeGitHub) {
+    let github = FakeGitHub::start("e2e-github-app", "e2e-github-secret")
+        .await
+        .unwrap();
+    github.sign_in(user);
+    let mut env = github.env();
+    for (k, v) in extra_env {
+        env.insert((*k).to_owned(), (*v).to_owned());
+    }
+    let stack = Stack::start_with(StackOptions { env }).await.unwrap();
+    (stack, github)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_goes_from_discovery_to_mcp_calls_and_back_to_revocation() {
+    let (stack, _github) = github_stack(FakeUser::new(583231, "octocat"), &[]).await;
+    let discovered = discover(&stack).await;
+    let client_id = register(&discovered).await;
+
+    let back = sign_in(&stack, &discovered, &client_id).await;
+    assert!(back.starts_with(REDIRECT), "{back}");
+    let back = params(&back);
+    assert_eq!(back["iss"], stack.issuer());
+    assert_eq!(back["state"], "e2e-state");
+
+    let (status, tokens) = exchange(&discovered, &client_id, &back["code"], VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(mcp_status(&stack, &access).await, StatusCode::OK);
+
+    // Refresh rotates; the new access token works.
+    let refresh_1 = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let (status, rotated) = token(
+        &discovered,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh_1),
+            ("client_id", &client_id),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let access_2 = rotated["access_token"].as_str().unwrap().to_owned();
+    let refresh_2 = rotated["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(refresh_1, refresh_2);
+    assert_eq!(mcp_status(&stack, &access_2).await, StatusCode::OK);
+
+    // Revoking the access token: introspection says inactive, and the gateway refuses it as
+    // soon as ext_authz has the event.
+    let revoked = reqwest::Client::new()
+        .post(discovered.metadata["revocation_endpoint"].as_str().unwrap())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("token", &access_2), ("client_id", &client_id)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(
+        introspect(&discovered, &client_id, &access_2).await["active"],
+        false
+    );
+    poll::until(
+        "the revoked token to be refused",
+        Duration::from_secs(10),
+        || async {
+            (mcp_status(&stack, &access_2).await == StatusCode::UNAUTHORIZED).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+
+    // The refresh token still works (only one access token was revoked)...
+    assert_eq!(
+        introspect(&discovered, &client_id, &refresh_2).await["active"],
+        true
+    );
+    // ...until the old one is replayed: reuse revokes the whole grant.
+    let (status, reuse) = token(
+        &discovered,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh_1),
+            ("client_id", &client_id),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(reuse["error"], "invalid_grant");
+    let (_, after) = token(
+        &discovered,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh_2),
+            ("client_id", &client_id),
+        ],
+    )
+    .await;
+    assert_eq!(after["error"], "invalid_grant");
+    poll::until(
+        "the grant's first token to be refused",
+        Duration::from_secs(10),
+        || async { (mcp_status(&stack, &access).await == StatusCode::UNAUTHORIZED).then_some(()) },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacks_and_mistakes_are_refused() {
+    let (stack, _github) = github_stack(FakeUser::new(1, "octocat"), &[]).await;
+    let discovered = discover(&stack).await;
+    let client_id = register(&discovered).await;
+
+    // Consent skipped: the consent form posted without the page's session, or without CSRF.
+    let mut browser = Browser::new();
+    let page = browser
+        .get(&authorize_url(
+            &discovered,
+            &client_id,
+            &discovered.resource,
+        ))
+        .await;
+    let html = page.text().await.unwrap();
+    let (request, csrf) = (form_field(&html, "request"), form_field(&html, "csrf"));
+    let mut stranger = Browser::new();
+    let skipped = stranger
+        .post_form(
+            &stack.url("/login/consent"),
+            &[
+                ("request", &request),
+                ("csrf", &csrf),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(skipped.status(), StatusCode::FORBIDDEN);
+    let no_csrf = browser
+        .post_form(
+            &stack.url("/login/consent"),
+            &[("request", &request), ("decision", "approve")],
+        )
+        .await;
+    assert_eq!(no_csrf.status(), StatusCode::BAD_REQUEST);
+    // Going straight to the callback with a made-up state.
+    let forged = browser
+        .get(&stack.url("/login/callback?code=x&state=forged"))
+        .await;
+    assert_eq!(forged.status(), StatusCode::BAD_REQUEST);
+
+    // A changed redirect URI: an error page, never a redirect.
+    let changed = authorize_url(&discovered, &client_id, &discovered.resource)
+        .replace("33418%2Fcallback", "33418%2Fevil");
+    let response = Browser::new().get(&changed).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get("location").is_none());
+
+    // An unknown resource: invalid_target back at the client, with iss.
+    let response = Browser::new()
+        .get(&authorize_url(
+            &discovered,
+            &client_id,
+            "http://127.0.0.1:1/other/mcp",
+        ))
+        .await;
+    let back = params(&location(&response));
+    assert_eq!(back["error"], "invalid_target");
+    assert_eq!(back["iss"], stack.issuer());
+
+    // A wrong verifier, then the code replayed: both refused.
+    let back = params(&sign_in(&stack, &discovered, &client_id).await);
+    let (status, wrong) = exchange(&discovered, &client_id, &back["code"], &"x".repeat(43)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(wrong["error"], "invalid_grant");
+    let back = params(&sign_in(&stack, &discovered, &client_id).await);
+    let (status, first) = exchange(&discovered, &client_id, &back["code"], VERIFIER).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, replay) = exchange(&discovered, &client_id, &back["code"], VERIFIER).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(replay["error"], "invalid_grant");
+    // The replay revoked what the code issued.
+    let access = first["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        introspect(&discovered, &client_id, &access).await["active"],
+        false
+    );
+    poll::until(
+        "the replayed code's token to be refused",
+        Duration::from_secs(10),
+        || async { (mcp_status(&stack, &access).await == StatusCode::UNAUTHORIZED).then_some(()) },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_off_the_allow_list_gets_access_denied_and_no_token() {
+    let (stack, _github) = github_stack(
+        FakeUser::new(2, "mallory"),
+        &[("ALLOWED_GITHUB_USERS", "octocat")],
+    )
+    .await;
+    let discovered = discover(&stack).await;
+    let client_id = register(&discovered).await;
+    let back = params(&sign_in(&stack, &discovered, &client_id).await);
+    assert_eq!(back["error"], "access_denied");
+    assert_eq!(back["iss"], stack.issuer());
+    assert!(!back.contains_key("code"));
+}
