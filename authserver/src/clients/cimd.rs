@@ -27,6 +27,9 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 const MAX_CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
 const MAX_CACHE_ENTRIES: usize = 1024;
+/// How long a failed fetch is remembered, so a bad `client_id` cannot make us fetch on
+/// every request either.
+const FAILURE_TTL: Duration = Duration::from_secs(30);
 const MAX_URL_LEN: usize = 2048;
 
 /// Why a metadata document client could not be resolved.
@@ -44,6 +47,8 @@ pub enum CimdError {
     TooLarge,
     #[error("the document is not valid client metadata: {0}")]
     Invalid(String),
+    #[error("{0} (remembered from a recent attempt)")]
+    Cached(String),
 }
 
 /// True for a `client_id` that is meant as a metadata document URL.
@@ -168,7 +173,8 @@ impl Resolve for PublicOnlyResolver {
 }
 
 struct CacheEntry {
-    client: Arc<Client>,
+    /// The client, or why its document was refused.
+    outcome: Result<Arc<Client>, Arc<str>>,
     expires: Instant,
 }
 
@@ -220,29 +226,42 @@ impl CimdResolver {
         })
     }
 
-    /// The client named by the metadata document at `client_id` (cached).
+    /// The client named by the metadata document at `client_id` (cached, failures too).
     pub async fn resolve(&self, client_id: &str) -> Result<Client, CimdError> {
-        if let Some(client) = self.cached(client_id) {
-            return Ok(client);
+        if let Some(outcome) = self.cached(client_id) {
+            return outcome;
         }
         let url = check_url(client_id, self.allow_loopback_http)?;
-        let (body, ttl) = self.fetch(url).await?;
-        let client = parse_document(client_id, &body)?;
-        if !ttl.is_zero() {
-            self.remember(client_id, &client, ttl);
+        let fetched = match self.fetch(url).await {
+            Ok((body, ttl)) => parse_document(client_id, &body).map(|client| (client, ttl)),
+            Err(error) => Err(error),
+        };
+        match fetched {
+            Ok((client, ttl)) => {
+                if !ttl.is_zero() {
+                    self.remember(client_id, Ok(Arc::new(client.clone())), ttl);
+                }
+                Ok(client)
+            }
+            Err(error) => {
+                self.remember(client_id, Err(Arc::from(error.to_string())), FAILURE_TTL);
+                Err(error)
+            }
         }
-        Ok(client)
     }
 
-    fn cached(&self, client_id: &str) -> Option<Client> {
+    fn cached(&self, client_id: &str) -> Option<Result<Client, CimdError>> {
         let cache = self.cache.lock().ok()?;
-        cache
+        let entry = cache
             .get(client_id)
-            .filter(|e| e.expires > Instant::now())
-            .map(|e| (*e.client).clone())
+            .filter(|e| e.expires > Instant::now())?;
+        Some(match &entry.outcome {
+            Ok(client) => Ok((**client).clone()),
+            Err(problem) => Err(CimdError::Cached(problem.to_string())),
+        })
     }
 
-    fn remember(&self, client_id: &str, client: &Client, ttl: Duration) {
+    fn remember(&self, client_id: &str, outcome: Result<Arc<Client>, Arc<str>>, ttl: Duration) {
         let Ok(mut cache) = self.cache.lock() else {
             return;
         };
@@ -257,7 +276,7 @@ impl CimdResolver {
         cache.insert(
             client_id.to_owned(),
             CacheEntry {
-                client: Arc::new(client.clone()),
+                outcome,
                 expires: now + ttl,
             },
         );

@@ -121,6 +121,12 @@ async fn bad_documents_are_refused_with_a_page() {
         );
         assert!(response.header("location").is_none());
     }
+    // A refused document is remembered for a while: asking again fetches nothing.
+    let again = format!("{}/client.json", liar.url);
+    Browser::default()
+        .get(&server, &authorize_uri(&again, ""))
+        .await;
+    assert_eq!(liar.fetches.load(Ordering::SeqCst), 1);
 }
 
 #[tokio::test]

@@ -2,6 +2,9 @@
 //! registration → consent (its CSRF token) → GitHub → token → MCP call → refresh rotation →
 //! revoke → introspect, and the negative cases a client or an attacker can produce.
 
+// The helpers below are test code outside `#[test]` functions: failing loudly is the point.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -496,4 +499,301 @@ async fn a_user_off_the_allow_list_gets_access_denied_and_no_token() {
     assert_eq!(back["error"], "access_denied");
     assert_eq!(back["iss"], stack.issuer());
     assert!(!back.contains_key("code"));
+}
+
+/// The official Python SDK client (`mcp.client.auth.OAuthClientProvider`), driven headlessly:
+/// see the docstring of the script.
+const PYTHON_SDK_CLIENT: &str = r####""""The official MCP Python SDK's OAuth client against the gateway, driven headlessly.
+
+argv: <MCP server URL>. Follows the authorization redirect chain the way a browser would:
+our consent page (submits the form with its CSRF token, keeps the session cookie by hand
+since it is Secure and this is loopback http), then GitHub (the fake auto-approves), then our
+callback, and hands the final redirect's code to the SDK. Prints the tool names, one per line.
+"""
+
+import asyncio
+import html
+import re
+import sys
+import urllib.parse
+
+import httpx2
+from mcp import Client
+from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+
+REDIRECT = "http://127.0.0.1:33418/callback"
+
+
+class MemoryStorage:
+    def __init__(self):
+        self.tokens = None
+        self.client_info = None
+
+    async def get_tokens(self):
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken):
+        self.tokens = tokens
+
+    async def get_client_info(self):
+        return self.client_info
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull):
+        self.client_info = client_info
+
+
+class Browser:
+    """Follows redirects by hand until one leaves for the client's redirect URI."""
+
+    def __init__(self):
+        self.cookie = None
+        self.result = None
+
+    def keep(self, response):
+        for value in response.headers.get_list("set-cookie"):
+            self.cookie = value.split(";", 1)[0]
+
+    async def send(self, http, method, url, data=None):
+        headers = {"cookie": self.cookie} if self.cookie else {}
+        if data is not None:
+            headers["content-type"] = "application/x-www-form-urlencoded"
+            data = urllib.parse.urlencode(data)
+        response = await http.request(method, url, content=data, headers=headers)
+        self.keep(response)
+        return response
+
+    async def authorize(self, url):
+        async with httpx2.AsyncClient(follow_redirects=False, timeout=30) as http:
+            response = await self.send(http, "GET", url)
+            for _ in range(10):
+                if response.status_code == 200 and 'name="csrf"' in response.text:
+                    page = response.text
+                    fields = {k: html.unescape(v) for k, v in re.findall(r'name="(request|csrf)" value="([^"]+)"', page)}
+                    action = html.unescape(re.search(r'<form method="post" action="([^"]+)"', page).group(1))
+                    fields["decision"] = "approve"
+                    response = await self.send(http, "POST", action, fields)
+                    continue
+                if response.status_code in (302, 303):
+                    location = response.headers["location"]
+                    if location.startswith(REDIRECT):
+                        query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(location).query))
+                        if "error" in query:
+                            raise RuntimeError(f"authorization failed: {query}")
+                        self.result = AuthorizationCodeResult(
+                            code=query["code"], state=query.get("state"), iss=query.get("iss")
+                        )
+                        return
+                    response = await self.send(http, "GET", location)
+                    continue
+                raise RuntimeError(f"unexpected {response.status_code} at {response.url}: {response.text[:500]}")
+            raise RuntimeError("too many redirects")
+
+    async def callback(self):
+        return self.result
+
+
+async def main(server_url):
+    browser = Browser()
+    provider = OAuthClientProvider(
+        server_url=server_url,
+        client_metadata=OAuthClientMetadata(
+            client_name="mcp python sdk e2e",
+            redirect_uris=[REDIRECT],
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+            token_endpoint_auth_method="none",
+        ),
+        storage=MemoryStorage(),
+        redirect_handler=browser.authorize,
+        callback_handler=browser.callback,
+    )
+    http = httpx2.AsyncClient(auth=provider, timeout=30)
+    async with Client(streamable_http_client(server_url, http_client=http)) as client:
+        tools = await client.list_tools()
+        for tool in tools.tools:
+            print(tool.name)
+
+
+asyncio.run(main(sys.argv[1]))
+"####;
+
+/// A Python with the `mcp` SDK: `MCP_AUTH_PYTHON`, else the project venv.
+fn python_with_mcp() -> std::path::PathBuf {
+    let python = std::env::var_os("MCP_AUTH_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| mcp_auth_e2e::tools::workspace_root().join(".tools/venv/bin/python"));
+    let has_sdk = std::process::Command::new(&python)
+        .args(["-c", "import mcp.client.auth"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        has_sdk,
+        "{} has no `mcp` SDK: install it with `{}/pip install mcp==2.3.0` (or set MCP_AUTH_PYTHON)",
+        python.display(),
+        python
+            .parent()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    );
+    python
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_client_authorizes_and_lists_tools() {
+    let python = python_with_mcp();
+    let (stack, _github) = github_stack(FakeUser::new(583231, "octocat"), &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("client.py");
+    std::fs::write(&script, PYTHON_SDK_CLIENT).unwrap();
+    let output = tokio::process::Command::new(python)
+        .arg(&script)
+        .arg(stack.url("/everything/mcp"))
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the SDK client failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let tools: Vec<&str> = stdout.lines().collect();
+    assert!(tools.contains(&"echo"), "{tools:?}");
+}
+
+/// `@modelcontextprotocol/conformance`'s `conformance` command: `MCP_AUTH_CONFORMANCE`, else
+/// the project's npm prefix.
+fn conformance_bin() -> std::path::PathBuf {
+    let bin = std::env::var_os("MCP_AUTH_CONFORMANCE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| mcp_auth_e2e::tools::npm_prefix().join("node_modules/.bin/conformance"));
+    assert!(
+        bin.is_file(),
+        "{} not found: install it with `npm install --prefix {} @modelcontextprotocol/conformance@0.2.0-alpha.12` \
+         (or set MCP_AUTH_CONFORMANCE)",
+        bin.display(),
+        mcp_auth_e2e::tools::npm_prefix().display()
+    );
+    bin
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conformance_suite_passes_both_authorization_scenarios() {
+    use tokio::io::AsyncBufReadExt as _;
+
+    let conformance = conformance_bin();
+    let node = mcp_auth_e2e::tools::node_bin().unwrap();
+    let (stack, _github) = github_stack(FakeUser::new(583231, "octocat"), &[]).await;
+    let discovered = discover(&stack).await;
+    // The suite's callback server listens on a port we pick and register.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let callback = format!("http://127.0.0.1:{port}/callback");
+    let info: Value = reqwest::Client::new()
+        .post(
+            discovered.metadata["registration_endpoint"]
+                .as_str()
+                .unwrap(),
+        )
+        .json(&json!({
+            "redirect_uris": [callback],
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code"],
+            "client_name": "MCP conformance suite",
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let client_id = info["client_id"].as_str().unwrap();
+
+    let path = std::env::join_paths(
+        node.parent()
+            .into_iter()
+            .map(std::path::Path::to_path_buf)
+            .chain(std::env::split_paths(
+                &std::env::var_os("PATH").unwrap_or_default(),
+            )),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(&conformance)
+        .args([
+            "authorization",
+            "--url",
+            stack.issuer(),
+            "--client-id",
+            client_id,
+        ])
+        .args([
+            "--resource",
+            &discovered.resource,
+            "--port",
+            &port.to_string(),
+        ])
+        .env("PATH", path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut output = Vec::new();
+    let authorize = format!(
+        "{}?",
+        discovered.metadata["authorization_endpoint"]
+            .as_str()
+            .unwrap()
+    );
+    let url = loop {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("the suite printed no authorization URL")
+            .unwrap()
+            .unwrap_or_else(|| panic!("the suite ended early:\n{}", output.join("\n")));
+        output.push(line.clone());
+        if line.starts_with(&authorize) {
+            break line;
+        }
+    };
+
+    // The user's part: consent, GitHub, and the redirect to the suite's callback server.
+    let mut browser = Browser::new();
+    let page = browser.get(&url).await;
+    let html = page.text().await.unwrap();
+    let approve = browser
+        .post_form(
+            &stack.url("/login/consent"),
+            &[
+                ("request", &form_field(&html, "request")),
+                ("csrf", &form_field(&html, "csrf")),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    let github = browser.get(&location(&approve)).await;
+    let done = browser.get(&location(&github)).await;
+    let back = location(&done);
+    assert!(back.starts_with(&callback), "{back}");
+    let delivered = Browser::new().get(&back).await;
+    assert_eq!(delivered.status(), StatusCode::OK);
+
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the suite did not finish")
+        .unwrap()
+    {
+        output.push(line);
+    }
+    let status = child.wait().await.unwrap();
+    let output = output.join("\n");
+    assert!(status.success(), "{output}");
+    assert!(output.contains("Total: 3 passed, 0 failed"), "{output}");
+    assert!(!output.to_lowercase().contains("warning"), "{output}");
 }
