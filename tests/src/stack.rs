@@ -14,6 +14,7 @@ use mcp_auth_gateway::envoy::{RenderOptions, render};
 use tokio::task::JoinHandle;
 
 use crate::envoy::{Envoy, ReservedPort};
+use crate::header_echo::HeaderEcho;
 use crate::mcp_server::McpServer;
 use crate::redis::Redis;
 use crate::{poll, tools};
@@ -23,6 +24,9 @@ use crate::{poll, tools};
 pub struct StackOptions {
     /// Environment the authserver and ext_authz see (GitHub settings, allow-lists).
     pub env: HashMap<String, String>,
+    /// Also run a second service, `echo` at `/echo/mcp`, whose upstream is a [`HeaderEcho`]
+    /// that records what reaches it.
+    pub header_echo: bool,
 }
 
 /// A running stack. Dropping it stops everything.
@@ -33,6 +37,8 @@ pub struct Stack {
     pub authserver: SocketAddr,
     pub ext_authz: SocketAddr,
     pub upstream: McpServer,
+    /// The `echo` service's upstream, when [`StackOptions::header_echo`] asked for it.
+    pub echo: Option<HeaderEcho>,
     pub redis: Redis,
     tasks: Vec<JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -47,6 +53,17 @@ impl Stack {
         let dir = tempfile::tempdir()?;
         let redis = Redis::start().await?;
         let upstream = McpServer::everything().await?;
+        let echo = if options.header_echo {
+            Some(HeaderEcho::start().await?)
+        } else {
+            None
+        };
+        let echo_service = echo.as_ref().map_or_else(String::new, |echo| {
+            format!(
+                "  - name: echo\n    upstream: {{ url: \"{}\" }}\n",
+                echo.url()
+            )
+        });
         let port = ReservedPort::new()?;
         let authserver_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let ext_authz_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -64,7 +81,7 @@ access: {{ users: ["*"] }}
 services:
   - name: everything
     upstream: {{ url: "{upstream}" }}
-"#,
+{echo_service}"#,
             port = port.port(),
             redis = redis.url(),
             keys = dir.path().join("keys").display(),
@@ -132,10 +149,18 @@ services:
             authserver,
             ext_authz,
             upstream,
+            echo,
             redis,
             tasks,
             _dir: dir,
         })
+    }
+
+    /// Stops ext_authz (its task ends and its listener closes), as if the service went down.
+    pub fn stop_ext_authz(&mut self) {
+        if let Some(task) = self.tasks.get(1) {
+            task.abort();
+        }
     }
 
     /// The issuer: Envoy's public URL.

@@ -5,3 +5,6 @@ mod foundation;
 
 #[path = "e2e/authserver.rs"]
 mod authserver;
+
+#[path = "e2e/ext_authz.rs"]
+mod ext_authz;

@@ -14,10 +14,10 @@ use mcp_auth_e2e::stack::{Stack, StackOptions};
 use reqwest::{StatusCode, Url};
 use serde_json::{Value, json};
 
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub(crate) const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 const REDIRECT: &str = "http://127.0.0.1:33418/callback";
-const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"0"}}}"#;
+pub(crate) const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"0"}}}"#;
 
 /// An HTTP client that follows no redirect and keeps the authserver's session cookie by hand
 /// (it is `Secure`, which a browser keeps on loopback http but reqwest's store would not).
@@ -69,7 +69,7 @@ impl Browser {
     }
 }
 
-fn form(pairs: &[(&str, &str)]) -> String {
+pub(crate) fn form(pairs: &[(&str, &str)]) -> String {
     let mut url = Url::parse("http://form/").unwrap();
     url.query_pairs_mut().extend_pairs(pairs);
     url.query().unwrap_or_default().to_owned()
@@ -79,7 +79,7 @@ fn location(response: &reqwest::Response) -> String {
     response.headers()["location"].to_str().unwrap().to_owned()
 }
 
-fn params(url: &str) -> HashMap<String, String> {
+pub(crate) fn params(url: &str) -> HashMap<String, String> {
     Url::parse(url)
         .unwrap()
         .query_pairs()
@@ -98,12 +98,12 @@ fn form_field(html: &str, name: &str) -> String {
 }
 
 /// What discovery tells a client, starting from the MCP endpoint's 401.
-struct Discovered {
-    resource: String,
-    metadata: Value,
+pub(crate) struct Discovered {
+    pub(crate) resource: String,
+    pub(crate) metadata: Value,
 }
 
-async fn discover(stack: &Stack) -> Discovered {
+pub(crate) async fn discover(stack: &Stack) -> Discovered {
     let http = reqwest::Client::new();
     let challenge = http
         .post(stack.url("/everything/mcp"))
@@ -153,7 +153,7 @@ async fn discover(stack: &Stack) -> Discovered {
     }
 }
 
-async fn register(discovered: &Discovered) -> String {
+pub(crate) async fn register(discovered: &Discovered) -> String {
     let response = reqwest::Client::new()
         .post(
             discovered.metadata["registration_endpoint"]
@@ -197,7 +197,7 @@ fn authorize_url(discovered: &Discovered, client_id: &str, resource: &str) -> St
 
 /// Consent page → approve (with its CSRF token) → GitHub → our callback; returns the final
 /// redirect to the client.
-async fn sign_in(stack: &Stack, discovered: &Discovered, client_id: &str) -> String {
+pub(crate) async fn sign_in(stack: &Stack, discovered: &Discovered, client_id: &str) -> String {
     let mut browser = Browser::new();
     let page = browser
         .get(&authorize_url(discovered, client_id, &discovered.resource))
@@ -229,7 +229,7 @@ async fn sign_in(stack: &Stack, discovered: &Discovered, client_id: &str) -> Str
     location(&done)
 }
 
-async fn token(discovered: &Discovered, pairs: &[(&str, &str)]) -> (StatusCode, Value) {
+pub(crate) async fn token(discovered: &Discovered, pairs: &[(&str, &str)]) -> (StatusCode, Value) {
     let response = reqwest::Client::new()
         .post(discovered.metadata["token_endpoint"].as_str().unwrap())
         .header("content-type", "application/x-www-form-urlencoded")
@@ -242,7 +242,7 @@ async fn token(discovered: &Discovered, pairs: &[(&str, &str)]) -> (StatusCode, 
     (status, response.json().await.unwrap())
 }
 
-async fn exchange(
+pub(crate) async fn exchange(
     discovered: &Discovered,
     client_id: &str,
     code: &str,
@@ -301,7 +301,12 @@ async fn github_stack(user: FakeUser, extra_env: &[(&str, &str)]) -> (Stack, Fak
     for (k, v) in extra_env {
         env.insert((*k).to_owned(), (*v).to_owned());
     }
-    let stack = Stack::start_with(StackOptions { env }).await.unwrap();
+    let stack = Stack::start_with(StackOptions {
+        env,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     (stack, github)
 }
 

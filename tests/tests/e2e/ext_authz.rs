@@ -1,0 +1,165 @@
+//! ext_authz behind the filter, through real Envoy: what reaches the MCP server (identity
+//! headers, never the bearer token or a client-forged identity) and how fast a revocation
+//! stops a token that the filter alone would still accept.
+
+use std::time::Duration;
+
+use mcp_auth_e2e::fake_github::{FakeGitHub, FakeUser};
+use mcp_auth_e2e::stack::{Stack, StackOptions};
+use reqwest::StatusCode;
+
+use crate::authserver::{
+    INITIALIZE, VERIFIER, discover, exchange, form, params, register, sign_in,
+};
+
+async fn post_echo(stack: &Stack, token: &str) -> reqwest::Result<reqwest::Response> {
+    reqwest::Client::new()
+        .post(stack.url("/echo/mcp"))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        // Copies of every identity and hand-off header, as a hostile client would send them.
+        .header("x-mcp-user-id", "1")
+        .header("x-mcp-user-login", "mallory")
+        .header("x-mcp-client-id", "forged-client")
+        .header("x-mcp-scopes", "admin")
+        .header("x-mcp-auth-sub", "1")
+        .header("x-mcp-auth-login", "mallory")
+        .body(INITIALIZE)
+        .send()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mcp_server_gets_identity_headers_never_the_token_and_revocation_stops_it() {
+    let github = FakeGitHub::start("e2e-github-app", "e2e-github-secret")
+        .await
+        .unwrap();
+    github.sign_in(FakeUser::new(583231, "octocat"));
+    let mut stack = Stack::start_with(StackOptions {
+        env: github.env(),
+        header_echo: true,
+    })
+    .await
+    .unwrap();
+
+    let mut discovered = discover(&stack).await;
+    discovered.resource = format!("{}/echo/mcp", stack.issuer());
+    let client_id = register(&discovered).await;
+    let back = params(&sign_in(&stack, &discovered, &client_id).await);
+    let (status, tokens) = exchange(&discovered, &client_id, &back["code"], VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+
+    // RS-15: identity headers set by the gateway replace the client's; no token, no hand-off.
+    let response = post_echo(&stack, &access).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen = stack.echo.as_ref().unwrap().requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    let headers = &seen[0];
+    assert!(
+        !headers.contains_key("authorization"),
+        "the bearer token reached the MCP server: {headers:?}"
+    );
+    assert_eq!(headers["x-mcp-user-id"], "583231");
+    assert_eq!(headers["x-mcp-user-login"], "octocat");
+    assert_eq!(headers["x-mcp-client-id"], client_id);
+    assert_eq!(headers["x-mcp-scopes"], "mcp");
+    let leaked: Vec<&String> = headers
+        .keys()
+        .filter(|k| k.starts_with("x-mcp-auth-"))
+        .collect();
+    assert!(
+        leaked.is_empty(),
+        "hand-off headers reached the MCP server: {leaked:?}"
+    );
+
+    // The same token for another service is refused by the filter (audience).
+    let other = reqwest::Client::new()
+        .post(stack.url("/everything/mcp"))
+        .bearer_auth(&access)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(INITIALIZE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::UNAUTHORIZED);
+
+    // RFC 7009 revocation: the filter would still accept the signature, ext_authz must not.
+    let revoked = reqwest::Client::new()
+        .post(discovered.metadata["revocation_endpoint"].as_str().unwrap())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("token", &access), ("client_id", &client_id)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    let refused = mcp_auth_e2e::poll::until(
+        "the revoked token to be refused",
+        Duration::from_secs(1),
+        || async {
+            let response = post_echo(&stack, &access).await.unwrap();
+            (response.status() == StatusCode::UNAUTHORIZED).then(|| response.headers().clone())
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        refused["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("error=\"invalid_token\"")
+    );
+    let reached = stack.echo.as_ref().unwrap().requests().len();
+    for _ in 0..3 {
+        assert_eq!(
+            post_echo(&stack, &access).await.unwrap().status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        stack.echo.as_ref().unwrap().requests().len(),
+        reached,
+        "a revoked token's request reached the MCP server"
+    );
+
+    // The grant lives on: a refreshed access token works, until ext_authz goes away. Then
+    // Envoy's failure mode (failure_mode_allow: false) refuses, and nothing reaches upstream.
+    let (status, refreshed) = crate::authserver::token(
+        &discovered,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+            ("client_id", &client_id),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let fresh = refreshed["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        post_echo(&stack, &fresh).await.unwrap().status(),
+        StatusCode::OK
+    );
+    stack.stop_ext_authz();
+    let status = mcp_auth_e2e::poll::until(
+        "requests to be refused without ext_authz",
+        Duration::from_secs(5),
+        || async {
+            let status = post_echo(&stack, &fresh).await.unwrap().status();
+            (status != StatusCode::OK).then_some(status)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let reached = stack.echo.as_ref().unwrap().requests().len();
+    assert_eq!(
+        post_echo(&stack, &fresh).await.unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(
+        stack.echo.as_ref().unwrap().requests().len(),
+        reached,
+        "a request passed without ext_authz"
+    );
+}
