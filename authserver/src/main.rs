@@ -135,7 +135,13 @@ async fn run(config: GatewayConfig) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot bind authserver.listen {listen}"))?;
-    serve(config, Arc::new(ProcessEnv), listener, shutdown_signal()).await?;
+    serve(
+        config,
+        Arc::new(ProcessEnv),
+        listener,
+        mcp_auth_gateway::shutdown::shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -176,29 +182,4 @@ async fn run_admin(config: GatewayConfig, command: AdminCommand) -> anyhow::Resu
 fn bad_config(error: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("mcp-auth-authserver: {error}");
     ExitCode::from(EXIT_BAD_CONFIG)
-}
-
-/// Ctrl-C or SIGTERM: stop accepting, finish in-flight requests, exit.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
-    }
-    tracing::info!("shutting down");
 }

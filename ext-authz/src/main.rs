@@ -59,36 +59,17 @@ async fn run(config: PathBuf, listen: std::net::SocketAddr) -> anyhow::Result<()
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot bind ext_authz.listen {listen}"))?;
-    serve(config, Arc::new(ProcessEnv), listener, shutdown_signal()).await?;
+    serve(
+        config,
+        Arc::new(ProcessEnv),
+        listener,
+        mcp_auth_gateway::shutdown::shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }
 
 fn bad_config(error: &dyn std::fmt::Display) -> ExitCode {
     eprintln!("mcp-auth-ext-authz: {error}");
     ExitCode::from(EXIT_BAD_CONFIG)
-}
-
-/// Ctrl-C or SIGTERM: stop accepting, finish in-flight Checks, exit.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = terminate => {}
-    }
-    tracing::info!("shutting down");
 }

@@ -12,6 +12,7 @@ pub mod env;
 pub mod envoy;
 pub mod filter_config;
 pub mod service;
+pub mod shutdown;
 mod validate;
 
 use std::path::Path;
