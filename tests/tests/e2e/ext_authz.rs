@@ -163,3 +163,81 @@ async fn the_mcp_server_gets_identity_headers_never_the_token_and_revocation_sto
         "a request passed without ext_authz"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_reuse_revokes_the_grant_and_allow_list_changes_apply_without_restart() {
+    let github = FakeGitHub::start("e2e-github-app", "e2e-github-secret")
+        .await
+        .unwrap();
+    github.sign_in(FakeUser::new(583231, "octocat"));
+    let stack = Stack::start_with(StackOptions {
+        env: github.env(),
+        header_echo: true,
+    })
+    .await
+    .unwrap();
+    let mut discovered = discover(&stack).await;
+    discovered.resource = format!("{}/echo/mcp", stack.issuer());
+    let client_id = register(&discovered).await;
+
+    // Grant 1: refresh once, then replay the rotated-out refresh token (AS-11).
+    let back = params(&sign_in(&stack, &discovered, &client_id).await);
+    let (_, tokens) = exchange(&discovered, &client_id, &back["code"], VERIFIER).await;
+    let old_refresh = tokens["refresh_token"].as_str().unwrap().to_owned();
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", old_refresh.as_str()),
+        ("client_id", client_id.as_str()),
+    ];
+    let (status, rotated) = crate::authserver::token(&discovered, &refresh).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let access = rotated["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        post_echo(&stack, &access).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let (status, replay) = crate::authserver::token(&discovered, &refresh).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(replay["error"], "invalid_grant");
+    // Every access token of the grant is refused within 1 s, though each still verifies.
+    mcp_auth_e2e::poll::until(
+        "the grant's access token to be refused",
+        Duration::from_secs(1),
+        || async {
+            (post_echo(&stack, &access).await.unwrap().status() == StatusCode::UNAUTHORIZED)
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap();
+
+    // Grant 2, from a new sign-in: works until the user leaves the allow-list in the gateway
+    // config, which ext_authz reloads by itself (no restart, no SIGHUP).
+    let back = params(&sign_in(&stack, &discovered, &client_id).await);
+    let (_, tokens) = exchange(&discovered, &client_id, &back["code"], VERIFIER).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        post_echo(&stack, &access).await.unwrap().status(),
+        StatusCode::OK
+    );
+    let yaml = std::fs::read_to_string(&stack.config_path).unwrap();
+    let narrowed = yaml.replace(
+        r#"access: { users: ["*"] }"#,
+        r#"access: { users: ["someone-else"] }"#,
+    );
+    assert_ne!(
+        yaml, narrowed,
+        "the test config's allow-list line changed shape"
+    );
+    std::fs::write(&stack.config_path, narrowed).unwrap();
+    let reached = mcp_auth_e2e::poll::until(
+        "the removed user to be refused",
+        Duration::from_secs(5),
+        || async {
+            (post_echo(&stack, &access).await.unwrap().status() == StatusCode::FORBIDDEN)
+                .then_some(())
+        },
+    )
+    .await;
+    assert!(reached.is_ok(), "{reached:?}");
+}
