@@ -9,7 +9,7 @@ use mcp_auth_e2e::stack::{Stack, StackOptions};
 use reqwest::StatusCode;
 
 use crate::authserver::{
-    INITIALIZE, VERIFIER, discover, exchange, form, params, register, sign_in,
+    Discovered, INITIALIZE, VERIFIER, discover, exchange, form, params, register, sign_in,
 };
 
 async fn post_echo(stack: &Stack, token: &str) -> reqwest::Result<reqwest::Response> {
@@ -29,22 +29,25 @@ async fn post_echo(stack: &Stack, token: &str) -> reqwest::Result<reqwest::Respo
         .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_mcp_server_gets_identity_headers_never_the_token_and_revocation_stops_it() {
-    let github = FakeGitHub::start("e2e-github-app", "e2e-github-secret")
-        .await
-        .unwrap();
+/// A stack with the header-recording `echo` service, octocat signed in at the fake GitHub,
+/// discovery done for the echo resource and a client registered.
+async fn echo_stack() -> anyhow::Result<(Stack, FakeGitHub, Discovered, String)> {
+    let github = FakeGitHub::start("e2e-github-app", "e2e-github-secret").await?;
     github.sign_in(FakeUser::new(583231, "octocat"));
-    let mut stack = Stack::start_with(StackOptions {
+    let stack = Stack::start_with(StackOptions {
         env: github.env(),
         header_echo: true,
     })
-    .await
-    .unwrap();
-
+    .await?;
     let mut discovered = discover(&stack).await;
     discovered.resource = format!("{}/echo/mcp", stack.issuer());
     let client_id = register(&discovered).await;
+    Ok((stack, github, discovered, client_id))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mcp_server_gets_identity_headers_never_the_token_and_revocation_stops_it() {
+    let (mut stack, _github, discovered, client_id) = echo_stack().await.unwrap();
     let back = params(&sign_in(&stack, &discovered, &client_id).await);
     let (status, tokens) = exchange(&discovered, &client_id, &back["code"], VERIFIER).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
@@ -166,19 +169,7 @@ async fn the_mcp_server_gets_identity_headers_never_the_token_and_revocation_sto
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_reuse_revokes_the_grant_and_allow_list_changes_apply_without_restart() {
-    let github = FakeGitHub::start("e2e-github-app", "e2e-github-secret")
-        .await
-        .unwrap();
-    github.sign_in(FakeUser::new(583231, "octocat"));
-    let stack = Stack::start_with(StackOptions {
-        env: github.env(),
-        header_echo: true,
-    })
-    .await
-    .unwrap();
-    let mut discovered = discover(&stack).await;
-    discovered.resource = format!("{}/echo/mcp", stack.issuer());
-    let client_id = register(&discovered).await;
+    let (stack, _github, discovered, client_id) = echo_stack().await.unwrap();
 
     // Grant 1: refresh once, then replay the rotated-out refresh token (AS-11).
     let back = params(&sign_in(&stack, &discovered, &client_id).await);
