@@ -142,6 +142,22 @@ services:
         )
         .context("rendering the Envoy bootstrap")?;
         let envoy = Envoy::start(&bootstrap, port).await?;
+        // Envoy is ready before the filter's first JWKS fetch lands (it answers 503 until
+        // then, failing closed): wait until a token is judged rather than refused for keys.
+        let probe = format!(
+            "{}{}",
+            envoy.url(),
+            config.services.first().map_or("/", |s| s.path.as_str())
+        );
+        poll::until(
+            "the filter to hold the JWKS",
+            Duration::from_secs(20),
+            || async {
+                let response = client.post(&probe).bearer_auth("probe").send().await.ok()?;
+                (response.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE).then_some(())
+            },
+        )
+        .await?;
         Ok(Self {
             envoy,
             config,

@@ -8,3 +8,6 @@ mod authserver;
 
 #[path = "e2e/ext_authz.rs"]
 mod ext_authz;
+
+#[path = "e2e/filter.rs"]
+mod filter;
