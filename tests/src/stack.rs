@@ -27,6 +27,9 @@ pub struct StackOptions {
     /// Also run a second service, `echo` at `/echo/mcp`, whose upstream is a [`HeaderEcho`]
     /// that records what reaches it.
     pub header_echo: bool,
+    /// Start Envoy before the authserver (which then runs only after
+    /// [`Stack::start_authserver`]), as when the authserver is down while Envoy starts.
+    pub authserver_later: bool,
 }
 
 /// A running stack. Dropping it stops everything.
@@ -40,7 +43,9 @@ pub struct Stack {
     /// The `echo` service's upstream, when [`StackOptions::header_echo`] asked for it.
     pub echo: Option<HeaderEcho>,
     pub redis: Redis,
-    tasks: Vec<JoinHandle<()>>,
+    env: Arc<dyn Env>,
+    authserver_task: Option<JoinHandle<()>>,
+    ext_authz_task: JoinHandle<()>,
     _dir: tempfile::TempDir,
 }
 
@@ -92,22 +97,15 @@ services:
         let env: Arc<dyn Env> = Arc::new(options.env.clone());
         let config = GatewayConfig::load_with_env(&config_path, &*env)?;
 
-        let mut tasks = Vec::new();
-        let (auth_config, auth_env) = (config.clone(), Arc::clone(&env));
-        tasks.push(tokio::spawn(async move {
-            if let Err(err) = mcp_auth_authserver::serve(
-                auth_config,
-                auth_env,
-                authserver_listener,
-                std::future::pending(),
-            )
-            .await
-            {
-                eprintln!("authserver stopped: {err}");
-            }
-        }));
+        let authserver_task = if options.authserver_later {
+            // Free the port now; start_authserver binds it again.
+            drop(authserver_listener);
+            None
+        } else {
+            Some(spawn_authserver(&config, &env, authserver_listener).await?)
+        };
         let (xa_path, xa_env) = (config_path.clone(), Arc::clone(&env));
-        tasks.push(tokio::spawn(async move {
+        let ext_authz_task = tokio::spawn(async move {
             if let Err(err) = mcp_auth_ext_authz::serve(
                 xa_path,
                 xa_env,
@@ -118,20 +116,7 @@ services:
             {
                 eprintln!("ext-authz stopped: {err}");
             }
-        }));
-
-        let client = reqwest::Client::new();
-        let health = format!("http://{authserver}/healthz");
-        poll::until("authserver /healthz", Duration::from_secs(20), || async {
-            client
-                .get(&health)
-                .send()
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-                .map(|_| ())
-        })
-        .await?;
+        });
 
         let bootstrap = render(
             &config,
@@ -142,6 +127,37 @@ services:
         )
         .context("rendering the Envoy bootstrap")?;
         let envoy = Envoy::start(&bootstrap, port).await?;
+        let stack = Self {
+            envoy,
+            config,
+            config_path,
+            authserver,
+            ext_authz,
+            upstream,
+            echo,
+            redis,
+            env,
+            authserver_task,
+            ext_authz_task,
+            _dir: dir,
+        };
+        if stack.authserver_task.is_some() {
+            stack.wait_for_keys().await?;
+        }
+        Ok(stack)
+    }
+
+    /// Starts the authserver of a stack made with [`StackOptions::authserver_later`].
+    pub async fn start_authserver(&mut self) -> Result<()> {
+        let listener = tokio::net::TcpListener::bind(self.authserver).await?;
+        self.authserver_task = Some(spawn_authserver(&self.config, &self.env, listener).await?);
+        Ok(())
+    }
+
+    /// Waits until the filter holds the authserver's keys.
+    pub async fn wait_for_keys(&self) -> Result<()> {
+        let (envoy, config) = (&self.envoy, &self.config);
+        let client = reqwest::Client::new();
         // Envoy is ready before the filter's first JWKS fetch lands (it answers 503 until
         // then, failing closed): wait until a token is judged rather than refused for keys.
         let probe = format!(
@@ -158,25 +174,12 @@ services:
             },
         )
         .await?;
-        Ok(Self {
-            envoy,
-            config,
-            config_path,
-            authserver,
-            ext_authz,
-            upstream,
-            echo,
-            redis,
-            tasks,
-            _dir: dir,
-        })
+        Ok(())
     }
 
     /// Stops ext_authz (its task ends and its listener closes), as if the service went down.
     pub fn stop_ext_authz(&mut self) {
-        if let Some(task) = self.tasks.get(1) {
-            task.abort();
-        }
+        self.ext_authz_task.abort();
     }
 
     /// The issuer: Envoy's public URL.
@@ -192,8 +195,39 @@ services:
 
 impl Drop for Stack {
     fn drop(&mut self) {
-        for task in &self.tasks {
+        if let Some(task) = &self.authserver_task {
             task.abort();
         }
+        self.ext_authz_task.abort();
     }
+}
+
+/// Serves the authserver in-process on `listener` and waits until it is healthy.
+async fn spawn_authserver(
+    config: &GatewayConfig,
+    env: &Arc<dyn Env>,
+    listener: tokio::net::TcpListener,
+) -> Result<JoinHandle<()>> {
+    let address = listener.local_addr()?;
+    let (config, env) = (config.clone(), Arc::clone(env));
+    let task = tokio::spawn(async move {
+        if let Err(err) =
+            mcp_auth_authserver::serve(config, env, listener, std::future::pending()).await
+        {
+            eprintln!("authserver stopped: {err}");
+        }
+    });
+    let client = reqwest::Client::new();
+    let health = format!("http://{address}/healthz");
+    poll::until("authserver /healthz", Duration::from_secs(20), || async {
+        client
+            .get(&health)
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+            .map(|_| ())
+    })
+    .await?;
+    Ok(task)
 }

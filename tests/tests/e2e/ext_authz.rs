@@ -37,6 +37,7 @@ async fn echo_stack() -> anyhow::Result<(Stack, FakeGitHub, Discovered, String)>
     let stack = Stack::start_with(StackOptions {
         env: github.env(),
         header_echo: true,
+        ..Default::default()
     })
     .await?;
     let mut discovered = discover(&stack).await;

@@ -1,6 +1,6 @@
 //! The token filter's answers through real Envoy, for requests that carry no valid token.
 
-use mcp_auth_e2e::stack::Stack;
+use mcp_auth_e2e::stack::{Stack, StackOptions};
 use reqwest::StatusCode;
 
 const PATH: &str = "/everything/mcp";
@@ -67,4 +67,37 @@ async fn bad_requests_get_the_exact_status_and_challenge() {
         .await
         .unwrap();
     assert_eq!(origin.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_authserver_down_at_start_the_filter_fails_closed_then_recovers() {
+    let mut stack = Stack::start_with(StackOptions {
+        authserver_later: true,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+
+    // No JWKS yet: any token is refused with 503, never let through.
+    let response = client
+        .post(stack.url(PATH))
+        .bearer_auth(FOREIGN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+
+    // The authserver comes up; the same Envoy fetches the keys and judges tokens again.
+    stack.start_authserver().await.unwrap();
+    stack.wait_for_keys().await.unwrap();
+    let response = client
+        .post(stack.url(PATH))
+        .bearer_auth(FOREIGN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
