@@ -11,6 +11,41 @@ use crate::oauth::client::Client;
 use crate::secret::Secret;
 use crate::state::AppState;
 
+/// The request of the two token-management endpoints, which share their shape: RFC 7009 §2.1
+/// (revocation) and RFC 7662 §2.1 (introspection).
+#[derive(Debug, serde::Deserialize)]
+pub struct TokenRequest {
+    token: Option<String>,
+    /// `access_token` or `refresh_token`; a hint only, the token's shape decides.
+    #[serde(default)]
+    #[allow(dead_code)]
+    token_type_hint: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+impl TokenRequest {
+    /// Authenticates the calling client (header or form credentials) and returns it with the
+    /// token it asks about; a missing token is `invalid_request`.
+    pub async fn authenticate(
+        self,
+        state: &AppState,
+        headers: &HeaderMap,
+    ) -> Result<(Client, String), ApiError> {
+        let credentials = presented(
+            headers,
+            self.client_id.as_deref(),
+            self.client_secret.as_deref(),
+        )?;
+        let client = authenticate(state, &credentials).await?;
+        let token = self
+            .token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::invalid_request("token is required"))?;
+        Ok((client, token))
+    }
+}
+
 /// What a request presented.
 #[derive(Debug)]
 pub struct Presented {

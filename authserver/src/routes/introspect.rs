@@ -9,42 +9,21 @@ use axum::response::{IntoResponse, Response};
 use mcp_auth_proto::claims::Audience;
 use mcp_auth_proto::store::RevocationTarget;
 use mcp_auth_proto::token::IntrospectionResponse;
-use serde::Deserialize;
 
 use crate::error::ApiError;
-use crate::routes::client_auth::{authenticate, presented};
+use crate::routes::client_auth::TokenRequest;
 use crate::routes::extract::OAuthForm;
 use crate::secret::digest;
 use crate::state::AppState;
 use crate::tokens::{active_access_token, looks_like_jwt};
 
-/// RFC 7662 §2.1 request.
-#[derive(Debug, Deserialize)]
-pub struct IntrospectForm {
-    token: Option<String>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    token_type_hint: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-}
-
 /// `POST /introspect`.
 pub async fn introspect(
     State(state): State<AppState>,
     headers: HeaderMap,
-    OAuthForm(form): OAuthForm<IntrospectForm>,
+    OAuthForm(request): OAuthForm<TokenRequest>,
 ) -> Result<Response, ApiError> {
-    let credentials = presented(
-        &headers,
-        form.client_id.as_deref(),
-        form.client_secret.as_deref(),
-    )?;
-    let client = authenticate(&state, &credentials).await?;
-    let token = form
-        .token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::invalid_request("token is required"))?;
+    let (client, token) = request.authenticate(&state, &headers).await?;
     let answer = if looks_like_jwt(&token) {
         match active_access_token(&state, &token).await? {
             Some(claims) if claims.client_id == client.client_id => IntrospectionResponse {

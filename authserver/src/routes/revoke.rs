@@ -6,45 +6,23 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mcp_auth_proto::claims::AccessTokenClaims;
 use mcp_auth_proto::store::RevocationTarget;
-use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::revocation;
-use crate::routes::client_auth::{authenticate, presented};
+use crate::routes::client_auth::TokenRequest;
 use crate::routes::extract::OAuthForm;
 use crate::secret::digest;
 use crate::state::AppState;
 use crate::tokens::looks_like_jwt;
-
-/// RFC 7009 §2.1 request.
-#[derive(Debug, Deserialize)]
-pub struct RevokeForm {
-    token: Option<String>,
-    /// `access_token` or `refresh_token`; a hint only (§2.1), the token's shape decides.
-    #[serde(default)]
-    #[allow(dead_code)]
-    token_type_hint: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-}
 
 /// `POST /revoke`: 200 whether or not the token was known (§2.2), after authenticating the
 /// client; a token of another client is refused (§2.1).
 pub async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
-    OAuthForm(form): OAuthForm<RevokeForm>,
+    OAuthForm(request): OAuthForm<TokenRequest>,
 ) -> Result<Response, ApiError> {
-    let credentials = presented(
-        &headers,
-        form.client_id.as_deref(),
-        form.client_secret.as_deref(),
-    )?;
-    let client = authenticate(&state, &credentials).await?;
-    let token = form
-        .token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::invalid_request("token is required"))?;
+    let (client, token) = request.authenticate(&state, &headers).await?;
     let now = state.now();
     if looks_like_jwt(&token) {
         // Expired or foreign tokens need no revocation: they are already useless.
