@@ -10,6 +10,7 @@ pub mod envoy;
 pub mod fake_github;
 pub mod header_echo;
 pub mod mcp_server;
+pub mod oauth;
 pub mod poll;
 pub mod redis;
 pub mod stack;

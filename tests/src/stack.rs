@@ -30,6 +30,10 @@ pub struct StackOptions {
     /// Start Envoy before the authserver (which then runs only after
     /// [`Stack::start_authserver`]), as when the authserver is down while Envoy starts.
     pub authserver_later: bool,
+    /// More `services:` entries, as YAML list items indented by two spaces.
+    pub extra_services: String,
+    /// More top-level gateway config (e.g. `tokens:` or `filter:` settings), as YAML.
+    pub extra_config: String,
 }
 
 /// A running stack. Dropping it stops everything.
@@ -83,14 +87,17 @@ redis: {{ url: "{redis}", key_prefix: "e2e:" }}
 authserver: {{ listen: "{authserver}", keys_dir: "{keys}" }}
 ext_authz: {{ listen: "{ext_authz}" }}
 access: {{ users: ["*"] }}
+{extra_config}
 services:
   - name: everything
     upstream: {{ url: "{upstream}" }}
-{echo_service}"#,
+{echo_service}{extra_services}"#,
             port = port.port(),
             redis = redis.url(),
             keys = dir.path().join("keys").display(),
             upstream = upstream.url(),
+            extra_config = options.extra_config,
+            extra_services = options.extra_services,
         );
         let config_path = dir.path().join("gateway.yaml");
         std::fs::write(&config_path, &yaml)?;
@@ -182,6 +189,24 @@ services:
         self.ext_authz_task.abort();
     }
 
+    /// The authserver's signing-key directory (what `admin rotate-keys` works on).
+    pub fn keys_dir(&self) -> PathBuf {
+        self.config.authserver.keys_dir.clone()
+    }
+
+    /// Signs `claims` as an access token with the authserver's current signing key: how a
+    /// test makes tokens the authserver would never issue (expired, foreign audience…).
+    pub fn forge_token(&self, claims: &serde_json::Value) -> Result<String> {
+        let now = unix_now();
+        let keys = mcp_auth_authserver::keys::KeyStore::open(
+            &self.keys_dir(),
+            self.config.authserver.signing_alg,
+            mcp_auth_authserver::keys::KeyTiming::from_config(&self.config),
+            now,
+        )?;
+        Ok(keys.ring().sign_access_token(claims, now)?)
+    }
+
     /// The issuer: Envoy's public URL.
     pub fn issuer(&self) -> &str {
         self.config.issuer_str()
@@ -230,4 +255,11 @@ async fn spawn_authserver(
     })
     .await?;
     Ok(task)
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -8,7 +8,7 @@ use mcp_auth_e2e::fake_github::{FakeGitHub, FakeUser};
 use mcp_auth_e2e::stack::{Stack, StackOptions};
 use reqwest::StatusCode;
 
-use crate::authserver::{
+use mcp_auth_e2e::oauth::{
     Discovered, INITIALIZE, VERIFIER, discover, exchange, form, params, register, sign_in,
 };
 
@@ -129,7 +129,7 @@ async fn the_mcp_server_gets_identity_headers_never_the_token_and_revocation_sto
 
     // The grant lives on: a refreshed access token works, until ext_authz goes away. Then
     // Envoy's failure mode (failure_mode_allow: false) refuses, and nothing reaches upstream.
-    let (status, refreshed) = crate::authserver::token(
+    let (status, refreshed) = mcp_auth_e2e::oauth::token(
         &discovered,
         &[
             ("grant_type", "refresh_token"),
@@ -181,14 +181,14 @@ async fn refresh_reuse_revokes_the_grant_and_allow_list_changes_apply_without_re
         ("refresh_token", old_refresh.as_str()),
         ("client_id", client_id.as_str()),
     ];
-    let (status, rotated) = crate::authserver::token(&discovered, &refresh).await;
+    let (status, rotated) = mcp_auth_e2e::oauth::token(&discovered, &refresh).await;
     assert_eq!(status, StatusCode::OK, "{rotated}");
     let access = rotated["access_token"].as_str().unwrap().to_owned();
     assert_eq!(
         post_echo(&stack, &access).await.unwrap().status(),
         StatusCode::OK
     );
-    let (status, replay) = crate::authserver::token(&discovered, &refresh).await;
+    let (status, replay) = mcp_auth_e2e::oauth::token(&discovered, &refresh).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(replay["error"], "invalid_grant");
     // Every access token of the grant is refused within 1 s, though each still verifies.

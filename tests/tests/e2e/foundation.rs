@@ -7,7 +7,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::authserver::INITIALIZE;
+use mcp_auth_e2e::oauth::INITIALIZE;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unauthenticated_mcp_request_gets_a_resource_metadata_challenge() {

@@ -1,0 +1,322 @@
+//! An OAuth client of the gateway, as an MCP client drives it: discovery from the MCP
+//! endpoint's 401, registration, the consent page and the (fake) GitHub, token requests.
+//! Shared by every end-to-end test binary.
+
+// Test code: a failed step should fail the test loudly, at the step.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+
+use reqwest::{StatusCode, Url};
+use serde_json::{Value, json};
+
+use crate::stack::Stack;
+
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+pub const REDIRECT: &str = "http://127.0.0.1:33418/callback";
+pub const INITIALIZE: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"e2e","version":"0"}}}"#;
+
+/// An HTTP client that follows no redirect and keeps the authserver's session cookie by hand
+/// (it is `Secure`, which a browser keeps on loopback http but reqwest's store would not).
+pub struct Browser {
+    pub http: reqwest::Client,
+    pub cookie: Option<String>,
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            cookie: None,
+        }
+    }
+
+    fn keep_cookie(&mut self, response: &reqwest::Response) {
+        for value in response.headers().get_all("set-cookie") {
+            let value = value.to_str().unwrap();
+            self.cookie = Some(value.split(';').next().unwrap().to_owned());
+        }
+    }
+
+    pub async fn get(&mut self, url: &str) -> reqwest::Response {
+        let mut request = self.http.get(url);
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send().await.unwrap();
+        self.keep_cookie(&response);
+        response
+    }
+
+    pub async fn post_form(&mut self, url: &str, pairs: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self
+            .http
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(pairs));
+        if let Some(cookie) = &self.cookie {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send().await.unwrap();
+        self.keep_cookie(&response);
+        response
+    }
+}
+
+pub fn form(pairs: &[(&str, &str)]) -> String {
+    let mut url = Url::parse("http://form/").unwrap();
+    url.query_pairs_mut().extend_pairs(pairs);
+    url.query().unwrap_or_default().to_owned()
+}
+
+pub fn location(response: &reqwest::Response) -> String {
+    response.headers()["location"].to_str().unwrap().to_owned()
+}
+
+pub fn params(url: &str) -> HashMap<String, String> {
+    Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+pub fn form_field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    let end = start + html[start..].find('"').unwrap();
+    html[start..end].to_owned()
+}
+
+/// What discovery tells a client, starting from the MCP endpoint's 401.
+pub struct Discovered {
+    pub resource: String,
+    pub metadata: Value,
+}
+
+pub async fn discover(stack: &Stack) -> Discovered {
+    let http = reqwest::Client::new();
+    let challenge = http
+        .post(stack.url("/everything/mcp"))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(INITIALIZE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(challenge.status(), StatusCode::UNAUTHORIZED);
+    let header = challenge.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let prm_url = header
+        .split("resource_metadata=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let prm: Value = http
+        .get(&prm_url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let issuer = prm["authorization_servers"][0].as_str().unwrap();
+    assert_eq!(issuer, stack.issuer());
+    let metadata: Value = http
+        .get(format!("{issuer}/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(metadata["issuer"], issuer);
+    assert_eq!(
+        metadata["authorization_response_iss_parameter_supported"],
+        true
+    );
+    Discovered {
+        resource: prm["resource"].as_str().unwrap().to_owned(),
+        metadata,
+    }
+}
+
+pub async fn register(discovered: &Discovered) -> String {
+    let response = reqwest::Client::new()
+        .post(
+            discovered.metadata["registration_endpoint"]
+                .as_str()
+                .unwrap(),
+        )
+        .json(&json!({
+            "redirect_uris": [REDIRECT],
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+            "application_type": "native",
+            "client_name": "e2e client",
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let info: Value = response.json().await.unwrap();
+    info["client_id"].as_str().unwrap().to_owned()
+}
+
+pub fn authorize_url(discovered: &Discovered, client_id: &str, resource: &str) -> String {
+    authorize_url_with_scope(discovered, client_id, resource, "mcp")
+}
+
+/// The authorization request of [`authorize_url`], asking for `scope`.
+pub fn authorize_url_with_scope(
+    discovered: &Discovered,
+    client_id: &str,
+    resource: &str,
+    scope: &str,
+) -> String {
+    let mut url = Url::parse(
+        discovered.metadata["authorization_endpoint"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("state", "e2e-state")
+        .append_pair("code_challenge", CHALLENGE)
+        .append_pair("code_challenge_method", "S256")
+        .append_pair("resource", resource)
+        .append_pair("scope", scope);
+    url.into()
+}
+
+/// Consent page → approve (with its CSRF token) → GitHub → our callback; returns the final
+/// redirect to the client.
+pub async fn sign_in(stack: &Stack, discovered: &Discovered, client_id: &str) -> String {
+    sign_in_with_scope(stack, discovered, client_id, "mcp").await
+}
+
+/// [`sign_in`] asking for `scope`.
+pub async fn sign_in_with_scope(
+    stack: &Stack,
+    discovered: &Discovered,
+    client_id: &str,
+    scope: &str,
+) -> String {
+    let mut browser = Browser::new();
+    let page = browser
+        .get(&authorize_url_with_scope(
+            discovered,
+            client_id,
+            &discovered.resource,
+            scope,
+        ))
+        .await;
+    assert_eq!(page.status(), StatusCode::OK);
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("e2e client"));
+    let approve = browser
+        .post_form(
+            &stack.url("/login/consent"),
+            &[
+                ("request", &form_field(&html, "request")),
+                ("csrf", &form_field(&html, "csrf")),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(approve.status(), StatusCode::SEE_OTHER);
+    let github = browser.get(&location(&approve)).await;
+    assert_eq!(github.status(), StatusCode::FOUND);
+    let callback = location(&github);
+    assert!(
+        callback.starts_with(&stack.url("/login/callback")),
+        "{callback}"
+    );
+    let done = browser.get(&callback).await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    location(&done)
+}
+
+pub async fn token(discovered: &Discovered, pairs: &[(&str, &str)]) -> (StatusCode, Value) {
+    let response = reqwest::Client::new()
+        .post(discovered.metadata["token_endpoint"].as_str().unwrap())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(pairs))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    (status, response.json().await.unwrap())
+}
+
+pub async fn exchange(
+    discovered: &Discovered,
+    client_id: &str,
+    code: &str,
+    verifier: &str,
+) -> (StatusCode, Value) {
+    token(
+        discovered,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+            ("client_id", client_id),
+            ("resource", &discovered.resource),
+        ],
+    )
+    .await
+}
+
+pub async fn mcp_status(stack: &Stack, access_token: &str) -> StatusCode {
+    reqwest::Client::new()
+        .post(stack.url("/everything/mcp"))
+        .bearer_auth(access_token)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(INITIALIZE)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+pub async fn introspect(discovered: &Discovered, client_id: &str, token: &str) -> Value {
+    reqwest::Client::new()
+        .post(
+            discovered.metadata["introspection_endpoint"]
+                .as_str()
+                .unwrap(),
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("token", token), ("client_id", client_id)]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
