@@ -11,6 +11,7 @@
 
 mod file;
 pub mod jws;
+pub mod provided;
 pub mod signing;
 
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use file::{KeyFile, KeyFileError};
+pub use provided::{ProvidedKey, ProvidedKeyError};
 pub use signing::{Jwk, JwkSet, SigningKey, SigningKeyError, alg_name};
 
 /// Name of the HMAC key file for cookies and CSRF tokens (not a signing key: no `.json`).

@@ -38,6 +38,8 @@ pub enum SettingsError {
         value: String,
         problem: String,
     },
+    #[error(transparent)]
+    SigningKey(#[from] crate::keys::ProvidedKeyError),
 }
 
 /// One MCP service as the authserver sees it: a resource it issues tokens for.
@@ -82,6 +84,9 @@ pub struct Settings {
     /// `None`: registered clients never expire.
     pub client_ttl: Option<Duration>,
     pub signing_alg: SigningAlg,
+    /// A key the operator provides (`MCP_AUTH_SIGNING_KEY[_FILE]`); its algorithm then
+    /// replaces `signing_alg`.
+    pub provided_key: Option<crate::keys::ProvidedKey>,
     pub keys_dir: std::path::PathBuf,
     /// How long a new signing key is published before it signs (the filter's JWKS refresh
     /// interval plus a margin), so no verifier meets a token whose key it has not fetched.
@@ -96,8 +101,9 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Resolves `config` and the `GITHUB_*` variables of `env`.
+    /// Resolves `config`, the `GITHUB_*` variables of `env` and a provided signing key.
     pub fn from_config(config: &GatewayConfig, env: &dyn Env) -> Result<Self, SettingsError> {
+        let provided_key = crate::keys::ProvidedKey::from_env(env)?;
         let issuer = config.issuer_str().to_owned();
         let identity_provider = identity_provider(&config.issuer, env)?;
         let services = config
@@ -127,7 +133,10 @@ impl Settings {
             refresh_token_ttl: config.tokens.refresh_token,
             code_ttl: config.tokens.authorization_code,
             client_ttl: Some(config.tokens.client_registration).filter(|d| !d.is_zero()),
-            signing_alg: config.authserver.signing_alg,
+            signing_alg: provided_key
+                .as_ref()
+                .map_or(config.authserver.signing_alg, |key| key.alg),
+            provided_key,
             keys_dir: config.authserver.keys_dir.clone(),
             key_publish_delay: timing.publish_delay,
             key_retention: timing.retention,

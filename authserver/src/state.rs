@@ -56,7 +56,16 @@ impl AppState {
             retention: settings.key_retention,
         };
         let (dir, alg) = (settings.keys_dir.clone(), settings.signing_alg);
+        let provided = settings.provided_key.clone();
         let (keys, session_key) = tokio::task::spawn_blocking(move || {
+            if let Some(key) = &provided {
+                match key.import(&dir, now, timing.publish_delay)? {
+                    Some(kid) => {
+                        tracing::info!(%kid, alg = ?key.alg, "imported the provided signing key")
+                    }
+                    None => tracing::debug!("the provided signing key is already in keys_dir"),
+                }
+            }
             let keys = KeyStore::open(&dir, alg, timing, now)?;
             Ok::<_, crate::keys::KeyError>((keys, crate::keys::session_key(&dir)?))
         })

@@ -109,3 +109,94 @@ fn a_corrupt_key_file_names_itself() {
     let err = KeyStore::open(dir.path(), SigningAlg::EdDSA, TIMING, 0).unwrap_err();
     assert!(err.to_string().contains("bad.json"), "{err}");
 }
+
+fn pem_of(der: &[u8]) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        lines.join("\n")
+    )
+}
+
+#[test]
+fn a_provided_pem_key_of_each_algorithm_is_recognised() {
+    for alg in [SigningAlg::EdDSA, SigningAlg::ES256, SigningAlg::RS256] {
+        let (key, der) = SigningKey::generate(alg).unwrap();
+        let provided = ProvidedKey::from_pem(&pem_of(&der), "TEST").unwrap();
+        assert_eq!(provided.alg, alg);
+        assert_eq!(provided.kid().unwrap(), key.thumbprint());
+        assert!(!format!("{provided:?}").contains(&pem_of(&der)[30..60]));
+    }
+}
+
+#[test]
+fn a_provided_key_that_is_not_pkcs8_is_refused_naming_the_variable() {
+    let not_pem = ProvidedKey::from_pem("ssh-ed25519 AAAA", "MCP_AUTH_SIGNING_KEY").unwrap_err();
+    assert!(not_pem.to_string().starts_with("MCP_AUTH_SIGNING_KEY:"));
+    let garbage = ProvidedKey::from_pem(&pem_of(b"not a key"), "X").unwrap_err();
+    assert!(matches!(garbage, ProvidedKeyError::Unsupported { .. }));
+    let env: std::collections::HashMap<String, String> = [
+        (provided::SIGNING_KEY_VAR, "a"),
+        (provided::SIGNING_KEY_FILE_VAR, "b"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert!(matches!(
+        ProvidedKey::from_env(&env),
+        Err(ProvidedKeyError::Both)
+    ));
+    let missing: std::collections::HashMap<String, String> = [(
+        provided::SIGNING_KEY_FILE_VAR.to_owned(),
+        "/nonexistent/key.pem".to_owned(),
+    )]
+    .into_iter()
+    .collect();
+    assert!(matches!(
+        ProvidedKey::from_env(&missing),
+        Err(ProvidedKeyError::Read { .. })
+    ));
+}
+
+#[test]
+fn a_provided_key_signs_at_once_alone_and_after_the_delay_beside_others() {
+    let (_, der) = SigningKey::generate(SigningAlg::ES256).unwrap();
+    let provided = ProvidedKey::from_pem(&pem_of(&der), "TEST").unwrap();
+    let kid = provided.kid().unwrap();
+
+    // Into an empty directory: it is the signing key at once, and a restart keeps it.
+    let empty = tempfile::tempdir().unwrap();
+    assert_eq!(
+        provided
+            .import(empty.path(), 10, TIMING.publish_delay)
+            .unwrap(),
+        Some(kid.clone())
+    );
+    assert_eq!(
+        provided
+            .import(empty.path(), 20, TIMING.publish_delay)
+            .unwrap(),
+        None
+    );
+    let store = KeyStore::open(empty.path(), SigningAlg::ES256, TIMING, 20).unwrap();
+    assert_eq!(store.ring().signing_key(20).unwrap().kid, kid);
+    assert_eq!(store.ring().jwks(20).keys.len(), 1);
+
+    // Beside a generated key: published now, signing only after the publish delay.
+    let used = tempfile::tempdir().unwrap();
+    let store = KeyStore::open(used.path(), SigningAlg::EdDSA, TIMING, 0).unwrap();
+    let old = store.ring().signing_key(0).unwrap().kid.clone();
+    provided
+        .import(used.path(), 50, TIMING.publish_delay)
+        .unwrap();
+    store.reload().unwrap();
+    let ring = store.ring();
+    assert_eq!(ring.signing_key(50).unwrap().kid, old);
+    assert!(ring.jwks(50).keys.iter().any(|k| k.kid == kid));
+    assert_eq!(ring.signing_key(150).unwrap().kid, kid);
+}
