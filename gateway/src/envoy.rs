@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use mcp_auth_proto::paths::{AUTHSERVER_PUBLIC_PATHS, PathMatch};
+use mcp_auth_proto::paths::{self, AUTHSERVER_PUBLIC_PATHS, PathMatch};
 use serde::Serialize;
 
 use crate::GatewayConfig;
@@ -81,7 +81,10 @@ struct SocketContext {
 struct PathContext {
     /// The Envoy `RouteMatch` field: `path` or `path_separated_prefix`.
     kind: &'static str,
-    value: &'static str,
+    /// The public path: the authserver's own, under the issuer's path when it has one.
+    value: String,
+    /// The authserver's own path, when the public one differs (Envoy `prefix_rewrite`).
+    rewrite: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -128,7 +131,7 @@ pub fn render(config: &GatewayConfig, options: &RenderOptions) -> Result<String,
         ext_authz_timeout: seconds(config.ext_authz.timeout),
         ext_authz_max_body_bytes: EXT_AUTHZ_MAX_BODY_BYTES,
         authserver_cluster: AUTHSERVER_CLUSTER,
-        authserver_routes: AUTHSERVER_PUBLIC_PATHS.iter().map(path_context).collect(),
+        authserver_routes: authserver_routes(config),
         virtual_hosts: virtual_hosts(config),
         clusters: clusters(config),
     };
@@ -149,17 +152,37 @@ fn seconds(d: std::time::Duration) -> String {
     format!("{}.{:03}s", d.as_secs(), d.subsec_millis())
 }
 
-fn path_context(m: &PathMatch) -> PathContext {
-    match *m {
-        PathMatch::Exact(value) => PathContext {
-            kind: "path",
-            value,
-        },
-        PathMatch::Segments(value) => PathContext {
-            kind: "path_separated_prefix",
-            value,
-        },
-    }
+/// The authserver's public paths. An issuer with a path (`https://h/auth`) has its endpoints
+/// under that path (`/auth/token`, OIDC's `/auth/.well-known/openid-configuration`), which
+/// Envoy rewrites to the authserver's own paths; the RFC 8414 and RFC 9728 well-known
+/// documents stay at the root, where their path-inserted URLs live.
+fn authserver_routes(config: &GatewayConfig) -> Vec<PathContext> {
+    let issuer_path = config.issuer.path().trim_end_matches('/');
+    AUTHSERVER_PUBLIC_PATHS
+        .iter()
+        .map(|m| {
+            let (kind, path) = match *m {
+                PathMatch::Exact(path) => ("path", path),
+                PathMatch::Segments(path) => ("path_separated_prefix", path),
+            };
+            let at_root = issuer_path.is_empty()
+                || path == paths::AUTHORIZATION_SERVER_METADATA
+                || path == paths::PROTECTED_RESOURCE_METADATA;
+            if at_root {
+                PathContext {
+                    kind,
+                    value: path.to_owned(),
+                    rewrite: None,
+                }
+            } else {
+                PathContext {
+                    kind,
+                    value: format!("{issuer_path}{path}"),
+                    rewrite: Some(path),
+                }
+            }
+        })
+        .collect()
 }
 
 /// The issuer's virtual host takes every path-routed service; each distinct service `host`

@@ -232,3 +232,33 @@ fn allowed_origins_become_a_cors_policy_on_the_service_route() {
             .contains("www-authenticate")
     );
 }
+
+#[test]
+fn an_issuer_path_prefixes_the_authserver_endpoints_but_not_the_well_known_documents() {
+    let config = GatewayConfig::from_yaml(&MINIMAL.replace(
+        "issuer: http://127.0.0.1:8080",
+        "issuer: http://127.0.0.1:8080/auth",
+    ))
+    .unwrap();
+    let yaml = render(
+        &config,
+        &RenderOptions {
+            wasm_path: "/x/filter.wasm".into(),
+            access_log: false,
+        },
+    )
+    .unwrap();
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&yaml).unwrap();
+    let text = serde_json::to_string(&doc).unwrap();
+    for needle in [
+        r#""name":"authserver:/auth/token","match":{"path":"/auth/token"}"#,
+        r#""prefix_rewrite":"/token""#,
+        r#""path":"/auth/.well-known/openid-configuration""#,
+        r#""path_separated_prefix":"/auth/login""#,
+        r#""path_separated_prefix":"/.well-known/oauth-authorization-server""#,
+        r#""path_separated_prefix":"/.well-known/oauth-protected-resource""#,
+    ] {
+        assert!(text.contains(needle), "{needle} missing from {text}");
+    }
+    assert!(!text.contains(r#""path":"/token""#));
+}

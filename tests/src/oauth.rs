@@ -101,6 +101,24 @@ pub fn form_field(html: &str, name: &str) -> String {
     html[start..end].to_owned()
 }
 
+/// The value of the first `name="…"` attribute in `html`.
+pub fn html_attribute(html: &str, name: &str) -> String {
+    let marker = format!("{name}=\"");
+    let start = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} in {html}"))
+        + marker.len();
+    let end = start + html[start..].find('"').unwrap();
+    // Undo the template engine's HTML escaping of URLs.
+    html[start..end]
+        .replace("&#x2f;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
 /// What discovery tells a client, starting from the MCP endpoint's 401.
 pub struct Discovered {
     pub resource: String,
@@ -138,8 +156,15 @@ pub async fn discover(stack: &Stack) -> Discovered {
         .unwrap();
     let issuer = prm["authorization_servers"][0].as_str().unwrap();
     assert_eq!(issuer, stack.issuer());
+    // RFC 8414 §3.1: the well-known segment goes between the host and the issuer's path.
+    let issuer_url = Url::parse(issuer).unwrap();
+    let metadata_url = format!(
+        "{}/.well-known/oauth-authorization-server{}",
+        issuer_url.origin().ascii_serialization(),
+        issuer_url.path().trim_end_matches('/')
+    );
     let metadata: Value = http
-        .get(format!("{issuer}/.well-known/oauth-authorization-server"))
+        .get(&metadata_url)
         .send()
         .await
         .unwrap()
@@ -235,9 +260,11 @@ pub async fn sign_in_with_scope(
     assert_eq!(page.headers()["x-frame-options"], "DENY");
     let html = page.text().await.unwrap();
     assert!(html.contains("e2e client"));
+    let action = html_attribute(&html, "action");
+    assert!(action.starts_with(stack.issuer()), "{action}");
     let approve = browser
         .post_form(
-            &stack.url("/login/consent"),
+            &action,
             &[
                 ("request", &form_field(&html, "request")),
                 ("csrf", &form_field(&html, "csrf")),
@@ -250,7 +277,7 @@ pub async fn sign_in_with_scope(
     assert_eq!(github.status(), StatusCode::FOUND);
     let callback = location(&github);
     assert!(
-        callback.starts_with(&stack.url("/login/callback")),
+        callback.starts_with(&format!("{}/login/callback", stack.issuer())),
         "{callback}"
     );
     let done = browser.get(&callback).await;

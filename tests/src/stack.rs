@@ -30,6 +30,8 @@ pub struct StackOptions {
     /// Start Envoy before the authserver (which then runs only after
     /// [`Stack::start_authserver`]), as when the authserver is down while Envoy starts.
     pub authserver_later: bool,
+    /// A path for the issuer (`/auth` → `http://127.0.0.1:<port>/auth`).
+    pub issuer_path: String,
     /// More `services:` entries, as YAML list items indented by two spaces.
     pub extra_services: String,
     /// More top-level gateway config (e.g. `tokens:` or `filter:` settings), as YAML.
@@ -80,7 +82,7 @@ impl Stack {
         let ext_authz = ext_authz_listener.local_addr()?;
 
         let yaml = format!(
-            r#"issuer: http://127.0.0.1:{port}
+            r#"issuer: http://127.0.0.1:{port}{issuer_path}
 listener: {{ address: "127.0.0.1:{port}" }}
 admin: {{ address: "127.0.0.1:0" }}
 redis: {{ url: "{redis}", key_prefix: "e2e:" }}
@@ -96,6 +98,7 @@ services:
             redis = redis.url(),
             keys = dir.path().join("keys").display(),
             upstream = upstream.url(),
+            issuer_path = options.issuer_path,
             extra_config = options.extra_config,
             extra_services = options.extra_services,
         );

@@ -524,3 +524,64 @@ async fn the_conformance_suite_passes_both_authorization_scenarios() {
     assert!(output.contains("Total: 3 passed, 0 failed"), "{output}");
     assert!(!output.to_lowercase().contains("warning"), "{output}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_with_a_path_serves_its_endpoints_under_it() {
+    let github = FakeGitHub::start("e2e-github-app", "e2e-github-secret")
+        .await
+        .unwrap();
+    github.sign_in(FakeUser::new(583231, "octocat"));
+    let stack = Stack::start_with(StackOptions {
+        env: github.env(),
+        issuer_path: "/auth".to_owned(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    assert!(stack.issuer().ends_with("/auth"));
+
+    // RFC 8414 §3.1 path-inserted metadata; every endpoint lives under the issuer's path.
+    let discovered = discover(&stack).await;
+    for endpoint in [
+        "authorization_endpoint",
+        "token_endpoint",
+        "registration_endpoint",
+        "jwks_uri",
+    ] {
+        let url = discovered.metadata[endpoint].as_str().unwrap();
+        assert!(url.starts_with(&format!("{}/", stack.issuer())), "{url}");
+    }
+    let http = reqwest::Client::new();
+    let jwks: Value = http
+        .get(discovered.metadata["jwks_uri"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(!jwks["keys"].as_array().unwrap().is_empty());
+    // OpenID discovery is appended to the issuer; the root paths are not the authserver's.
+    let oidc = http
+        .get(format!(
+            "{}/.well-known/openid-configuration",
+            stack.issuer()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oidc.status(), StatusCode::OK);
+    let oidc: Value = oidc.json().await.unwrap();
+    assert_eq!(oidc["issuer"], stack.issuer());
+    let root_token = http.post(stack.url("/token")).send().await.unwrap();
+    assert_eq!(root_token.status(), StatusCode::NOT_FOUND);
+
+    // The whole flow through the prefixed consent and callback, then an MCP call.
+    let client_id = register(&discovered).await;
+    let back = params(&sign_in(&stack, &discovered, &client_id).await);
+    assert_eq!(back["iss"], stack.issuer());
+    let (status, tokens) = exchange(&discovered, &client_id, &back["code"], VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(mcp_status(&stack, access).await, StatusCode::OK);
+}
