@@ -45,6 +45,9 @@ enum Task {
     },
     /// Every check: fmt, clippy (host and wasm), wasm build, Envoy validation, unit and end-to-end tests.
     Test,
+    /// Print the environment the end-to-end tests read, as shell `export` lines, to run one
+    /// test by hand: `eval "$(cargo xtask test-env)"; cargo test -p mcp-auth-e2e --test e2e NAME`.
+    TestEnv,
 }
 
 fn main() -> ExitCode {
@@ -85,5 +88,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(up::up(&tools, &up::UpOptions { config, release }))
         }
         Task::Test => check::test(&tools),
+        Task::TestEnv => {
+            for (name, value) in tools.test_env(&wasm::wasm_path(&tools.root))? {
+                println!("export {name}='{}'", value.replace('\'', r"'\''"));
+            }
+            Ok(())
+        }
     }
 }
