@@ -14,7 +14,7 @@ use crate::settings::SettingsError;
 use crate::state::AppState;
 use crate::store::StoreError;
 
-/// How often the key directory is re-read for rotations.
+/// Longest time between two reads of the key directory (for rotations).
 const KEY_RELOAD_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Why the authserver could not start, or stopped with an error.
@@ -49,8 +49,11 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    // Pick up a rotation (another instance, `admin rotate-keys`) at least as fast as the
+    // filters refresh their JWKS.
+    let reload_interval = KEY_RELOAD_INTERVAL.min(config.filter.jwks_refresh);
     let state = AppState::new(config, &*env).await?;
-    let reload = AbortOnDrop(tokio::spawn(state.key_store().watch(KEY_RELOAD_INTERVAL)));
+    let reload = AbortOnDrop(tokio::spawn(state.key_store().watch(reload_interval)));
     let address = listener.local_addr().ok();
     tracing::info!(?address, issuer = %state.issuer(), "authserver serving");
     let app = crate::routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
