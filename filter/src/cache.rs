@@ -16,9 +16,6 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use sha2::{Digest as _, Sha256};
 
-/// Default number of tokens a worker remembers.
-pub const DEFAULT_CAPACITY: usize = 10_000;
-
 /// SHA-256 of a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenHash([u8; 32]);

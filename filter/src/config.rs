@@ -30,6 +30,8 @@ pub struct Config {
     pub issuer: String,
     /// Allowed clock skew for `exp`/`nbf`, in seconds.
     pub clock_leeway_secs: u64,
+    /// Capacity of each worker's verified-token cache.
+    pub token_cache_entries: usize,
     /// Where the JWKS comes from.
     pub jwks: JwksSource,
     routes: HashMap<String, Rc<Route>>,
@@ -137,6 +139,7 @@ impl Config {
         Ok(Self {
             issuer: config.issuer,
             clock_leeway_secs: config.clock_leeway_secs,
+            token_cache_entries: config.token_cache_entries,
             jwks: config.jwks,
             routes,
         })

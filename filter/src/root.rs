@@ -16,7 +16,6 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{ContextType, Status};
 use sha2::{Digest as _, Sha256};
 
-use crate::cache::DEFAULT_CAPACITY;
 use crate::config::Config;
 use crate::http::FilterRequest;
 use crate::jwks::{KeySet, MAX_JWKS_BYTES};
@@ -164,7 +163,8 @@ impl RootContext for FilterRoot {
             }
         };
         self.shared = Some(SharedKeys::for_config(&config));
-        self.worker = Some(Rc::new(Worker::new(config, DEFAULT_CAPACITY)));
+        let cache_entries = config.token_cache_entries;
+        self.worker = Some(Rc::new(Worker::new(config, cache_entries)));
         self.installed_version = None;
         // No fetch from here: Envoy also configures a VM on the main thread that never gets
         // the answer to a call made now, and that lost call would hold the fetch claim until

@@ -156,6 +156,10 @@ pub struct FilterSettings {
     /// Allowed clock skew for `exp`/`nbf`; at most 60 s.
     #[serde(default = "default_clock_leeway", with = "humantime_serde")]
     pub clock_leeway: Duration,
+    /// Verified tokens each Envoy worker remembers, so a signature is checked once per
+    /// token per worker; 0 verifies every request.
+    #[serde(default = "default_token_cache_entries")]
+    pub token_cache_entries: usize,
 }
 
 /// Lifetimes of what the authserver issues.
@@ -299,6 +303,7 @@ impl Default for FilterSettings {
         Self {
             jwks_refresh: default_jwks_refresh(),
             clock_leeway: default_clock_leeway(),
+            token_cache_entries: default_token_cache_entries(),
         }
     }
 }
@@ -361,6 +366,10 @@ fn default_scopes_header() -> String {
 fn default_jwks_refresh() -> Duration {
     Duration::from_secs(300)
 }
+fn default_token_cache_entries() -> usize {
+    mcp_auth_proto::filter_config::DEFAULT_TOKEN_CACHE_ENTRIES
+}
+
 fn default_clock_leeway() -> Duration {
     Duration::from_secs(30)
 }

@@ -21,6 +21,7 @@ pub fn filter_config(config: &GatewayConfig) -> FilterConfig {
             timeout_ms: JWKS_FETCH_TIMEOUT_MS,
         },
         clock_leeway_secs: config.filter.clock_leeway.as_secs(),
+        token_cache_entries: config.filter.token_cache_entries,
         routes: config
             .services
             .iter()

@@ -17,6 +17,9 @@ pub struct FilterConfig {
     /// Allowed clock skew for `exp`/`nbf`, in seconds (default 30, at most 60).
     #[serde(default = "default_clock_leeway_secs")]
     pub clock_leeway_secs: u64,
+    /// Verified tokens remembered per worker (default 10,000; 0 verifies every request).
+    #[serde(default = "default_token_cache_entries")]
+    pub token_cache_entries: usize,
     /// One entry per MCP service, looked up by the Envoy route name.
     pub routes: Vec<RoutePolicy>,
 }
@@ -57,6 +60,13 @@ pub struct RoutePolicy {
 
 fn default_clock_leeway_secs() -> u64 {
     30
+}
+
+/// Default of [`FilterConfig::token_cache_entries`].
+pub const DEFAULT_TOKEN_CACHE_ENTRIES: usize = 10_000;
+
+fn default_token_cache_entries() -> usize {
+    DEFAULT_TOKEN_CACHE_ENTRIES
 }
 
 fn default_fetch_timeout_ms() -> u64 {
