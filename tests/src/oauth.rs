@@ -126,9 +126,15 @@ pub struct Discovered {
 }
 
 pub async fn discover(stack: &Stack) -> Discovered {
+    discover_at(&stack.url("/everything/mcp"), stack.issuer()).await
+}
+
+/// [`discover`] from the MCP endpoint `mcp_url` of a gateway whose issuer is `issuer`.
+pub async fn discover_at(mcp_url: &str, issuer: &str) -> Discovered {
+    let expected_issuer = issuer;
     let http = reqwest::Client::new();
     let challenge = http
-        .post(stack.url("/everything/mcp"))
+        .post(mcp_url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .body(INITIALIZE)
@@ -155,7 +161,7 @@ pub async fn discover(stack: &Stack) -> Discovered {
         .await
         .unwrap();
     let issuer = prm["authorization_servers"][0].as_str().unwrap();
-    assert_eq!(issuer, stack.issuer());
+    assert_eq!(issuer, expected_issuer);
     // RFC 8414 §3.1: the well-known segment goes between the host and the issuer's path.
     let issuer_url = Url::parse(issuer).unwrap();
     let metadata_url = format!(
@@ -247,6 +253,16 @@ pub async fn sign_in_with_scope(
     client_id: &str,
     scope: &str,
 ) -> String {
+    sign_in_at(stack.issuer(), discovered, client_id, scope).await
+}
+
+/// [`sign_in_with_scope`] at the gateway whose issuer is `issuer`.
+pub async fn sign_in_at(
+    issuer: &str,
+    discovered: &Discovered,
+    client_id: &str,
+    scope: &str,
+) -> String {
     let mut browser = Browser::new();
     let page = browser
         .get(&authorize_url_with_scope(
@@ -261,7 +277,7 @@ pub async fn sign_in_with_scope(
     let html = page.text().await.unwrap();
     assert!(html.contains("e2e client"));
     let action = html_attribute(&html, "action");
-    assert!(action.starts_with(stack.issuer()), "{action}");
+    assert!(action.starts_with(issuer), "{action}");
     let approve = browser
         .post_form(
             &action,
@@ -277,7 +293,7 @@ pub async fn sign_in_with_scope(
     assert_eq!(github.status(), StatusCode::FOUND);
     let callback = location(&github);
     assert!(
-        callback.starts_with(&format!("{}/login/callback", stack.issuer())),
+        callback.starts_with(&format!("{issuer}/login/callback")),
         "{callback}"
     );
     let done = browser.get(&callback).await;
