@@ -158,6 +158,11 @@ impl Envoy {
         format!("http://{}", self.listener)
     }
 
+    /// The Envoy process id (for CPU and memory readings).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn admin(&self) -> SocketAddr {
         self.admin
     }

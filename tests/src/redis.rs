@@ -48,6 +48,11 @@ impl Redis {
         Ok(redis)
     }
 
+    /// The redis-server process id (for CPU and memory readings).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn socket(&self) -> PathBuf {
         self.dir.path().join("redis.sock")
     }

@@ -1,5 +1,6 @@
 //! Developer tasks of mcp-mesh-auth, run as `cargo xtask <task>`.
 
+mod bench;
 mod check;
 mod envoy_config;
 mod process;
@@ -45,6 +46,14 @@ enum Task {
     },
     /// Every check: fmt, clippy (host and wasm), wasm build, Envoy validation, unit and end-to-end tests.
     Test,
+    /// Measure the gateway against its anchors (plain Envoy, an empty wasm filter, native
+    /// jwt_authn, ext_authz per request) in one run; writes target/bench/results.json and
+    /// docs/benchmarks.{md,svg}. Needs wrk and 2 CPUs.
+    Bench {
+        /// Fewer, shorter rounds (under 5 minutes).
+        #[arg(long)]
+        quick: bool,
+    },
     /// Print the environment the end-to-end tests read, as shell `export` lines, to run one
     /// test by hand: `eval "$(cargo xtask test-env)"; cargo test -p mcp-auth-e2e --test e2e NAME`.
     TestEnv,
@@ -88,6 +97,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(up::up(&tools, &up::UpOptions { config, release }))
         }
         Task::Test => check::test(&tools),
+        Task::Bench { quick } => bench::bench(&tools, &bench::BenchOptions { quick }),
         Task::TestEnv => {
             for (name, value) in tools.test_env(&wasm::wasm_path(&tools.root))? {
                 println!("export {name}='{}'", value.replace('\'', r"'\''"));

@@ -14,6 +14,8 @@ use crate::process::{output_of, run};
 const TARGET: &str = "wasm32-unknown-unknown";
 const PROFILE: &str = "wasm-release";
 const FILTER_PACKAGE: &str = "mcp-auth-filter";
+/// The benchmark's baseline filter (bench/noop-filter).
+pub const NOOP_FILTER_PACKAGE: &str = "mcp-auth-noop-filter";
 const DEBIAN_RUSTC: &str = "/usr/bin/rustc";
 const DEBIAN_CARGO: &str = "/usr/bin/cargo";
 const DEBIAN_STD_SOURCES: &str = "/usr/lib/rustlib/src/rust/library";
@@ -38,8 +40,8 @@ pub fn debian_toolchain_present() -> bool {
     .all(|p| Path::new(p).exists())
 }
 
-/// The `cargo` invocation for `subcommand` (`build`, `clippy`) of the filter for wasm.
-fn cargo(root: &Path, subcommand: &str) -> Result<Command> {
+/// The `cargo` invocation for `subcommand` (`build`, `clippy`) of `package` for wasm.
+fn cargo(root: &Path, subcommand: &str, package: &str) -> Result<Command> {
     let target_dir = root.join("target/wasm");
     let mut command = if rustup_has_wasm_target() {
         Command::new("cargo")
@@ -64,7 +66,7 @@ fn cargo(root: &Path, subcommand: &str) -> Result<Command> {
         "--target",
         TARGET,
         "-p",
-        FILTER_PACKAGE,
+        package,
     ]);
     command.arg("--target-dir").arg(&target_dir);
     if !rustup_has_wasm_target() {
@@ -75,8 +77,13 @@ fn cargo(root: &Path, subcommand: &str) -> Result<Command> {
 
 /// Builds the filter and returns the path of its `.wasm`.
 pub fn build(root: &Path) -> Result<PathBuf> {
-    run(&mut cargo(root, "build")?)?;
-    let wasm = wasm_path(root);
+    build_package(root, FILTER_PACKAGE)
+}
+
+/// Builds the wasm `package` of the workspace and returns the path of its `.wasm`.
+pub fn build_package(root: &Path, package: &str) -> Result<PathBuf> {
+    run(&mut cargo(root, "build", package)?)?;
+    let wasm = package_wasm_path(root, package);
     if !wasm.is_file() {
         bail!("the build finished but {} is missing", wasm.display());
     }
@@ -85,15 +92,19 @@ pub fn build(root: &Path) -> Result<PathBuf> {
 
 /// Where [`build`] writes the filter.
 pub fn wasm_path(root: &Path) -> PathBuf {
+    package_wasm_path(root, FILTER_PACKAGE)
+}
+
+fn package_wasm_path(root: &Path, package: &str) -> PathBuf {
     root.join("target/wasm")
         .join(TARGET)
         .join(PROFILE)
-        .join("mcp_auth_filter.wasm")
+        .join(format!("{}.wasm", package.replace('-', "_")))
 }
 
 /// Clippy with `-D warnings` on the filter compiled for wasm (the `cfg`s differ from the host's).
 pub fn clippy(root: &Path) -> Result<()> {
-    let mut command = cargo(root, "clippy")?;
+    let mut command = cargo(root, "clippy", FILTER_PACKAGE)?;
     command.args(["--", "-D", "warnings"]);
     run(&mut command)
 }

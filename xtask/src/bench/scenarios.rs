@@ -1,0 +1,205 @@
+//! The Envoy bootstraps under test. Every scenario starts from the bootstrap the product
+//! renders for the bench's gateway config (same listener and HTTP connection manager
+//! settings), answers the MCP route with a direct `200` instead of an upstream, and keeps
+//! only the HTTP filters it measures — so the scenarios differ in their filters alone.
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+/// Names of the HTTP filters in the rendered bootstrap (gateway/src/envoy.rs).
+const CORS: &str = "envoy.filters.http.cors";
+const TOKEN_FILTER: &str = "mcp_auth.token_filter";
+const EXT_AUTHZ: &str = "envoy.filters.http.ext_authz";
+const ROUTER: &str = "envoy.filters.http.router";
+/// The bench's one MCP service (its Envoy route name).
+pub const SERVICE: &str = "everything";
+/// Cluster and listener of the side JWKS document of the uncached scenarios.
+const SIDE_JWKS: &str = "bench_jwks";
+
+/// What a scenario runs in front of the direct response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// No filter at all.
+    Plain,
+    /// The no-op proxy-wasm filter: the floor cost of any wasm filter.
+    EmptyWasm,
+    /// Envoy's native `jwt_authn` with the authserver's JWKS inline.
+    JwtAuthn { cached: bool },
+    /// CORS and our token filter, as rendered.
+    FilterOnly,
+    /// CORS, our token filter with its cache off (every request verifies a signature),
+    /// against a JWKS served by the same Envoy.
+    FilterUncached { alg: &'static str },
+    /// The whole rendered chain: CORS, our token filter, ext_authz → our service.
+    FullChainPerRequest,
+}
+
+impl Kind {
+    pub fn name(self) -> String {
+        match self {
+            Kind::Plain => "plain_envoy".into(),
+            Kind::EmptyWasm => "empty_wasm".into(),
+            Kind::JwtAuthn { cached: false } => "jwt_authn_native".into(),
+            Kind::JwtAuthn { cached: true } => "jwt_authn_native_cached".into(),
+            Kind::FilterOnly => "filter_only".into(),
+            Kind::FilterUncached { alg } => format!("filter_uncached_{}", alg.to_lowercase()),
+            Kind::FullChainPerRequest => "full_chain_per_request".into(),
+        }
+    }
+}
+
+/// What the bootstraps are made from.
+pub struct Inputs<'a> {
+    /// The product's rendered bootstrap for the bench gateway config.
+    pub rendered: &'a str,
+    pub noop_wasm: &'a std::path::Path,
+    pub issuer: &'a str,
+    pub resource: &'a str,
+    /// The authserver's JWKS document (inlined into `jwt_authn`).
+    pub jwks: &'a str,
+    /// The JWKS of the uncached scenarios' keys.
+    pub side_jwks: &'a str,
+}
+
+/// The bootstrap of `kind` listening on `port`; `side_port` serves the side JWKS.
+pub fn bootstrap(kind: Kind, inputs: &Inputs<'_>, port: u16, side_port: u16) -> Result<String> {
+    let mut doc: Value = serde_yaml_ng::from_str(inputs.rendered).context("rendered bootstrap")?;
+    doc["admin"]["address"]["socket_address"]["port_value"] = json!(0);
+    let listener = &mut doc["static_resources"]["listeners"][0];
+    listener["address"]["socket_address"]["port_value"] = json!(port);
+    answer_directly(hcm(listener)?)?;
+
+    let filters = hcm(listener)?["http_filters"]
+        .as_array_mut()
+        .context("http_filters")?;
+    let keep = |names: &[&str], filters: &mut Vec<Value>| {
+        filters.retain(|f| names.contains(&f["name"].as_str().unwrap_or_default()));
+    };
+    match kind {
+        Kind::Plain => keep(&[ROUTER], filters),
+        Kind::EmptyWasm => {
+            keep(&[TOKEN_FILTER, ROUTER], filters);
+            let wasm = &mut filters[0]["typed_config"]["config"];
+            wasm["configuration"]["value"] = json!("");
+            wasm["name"] = json!("noop");
+            wasm["root_id"] = json!("noop");
+            wasm["vm_config"]["vm_id"] = json!("noop");
+            wasm["vm_config"]["code"]["local"]["filename"] =
+                json!(inputs.noop_wasm.display().to_string());
+        }
+        Kind::JwtAuthn { cached } => {
+            keep(&[ROUTER], filters);
+            filters.insert(0, jwt_authn(inputs, cached));
+        }
+        Kind::FilterOnly => keep(&[CORS, TOKEN_FILTER, ROUTER], filters),
+        Kind::FilterUncached { .. } => {
+            keep(&[CORS, TOKEN_FILTER, ROUTER], filters);
+            let filter = filters
+                .iter_mut()
+                .find(|f| f["name"] == TOKEN_FILTER)
+                .context("token filter")?;
+            let value = &mut filter["typed_config"]["config"]["configuration"]["value"];
+            let mut config: Value =
+                serde_json::from_str(value.as_str().context("filter configuration")?)?;
+            config["token_cache_entries"] = json!(0);
+            config["jwks"]["cluster"] = json!(SIDE_JWKS);
+            config["jwks"]["authority"] = json!(SIDE_JWKS);
+            *value = json!(config.to_string());
+            add_side_jwks(&mut doc, inputs.side_jwks, side_port)?;
+        }
+        Kind::FullChainPerRequest => keep(&[CORS, TOKEN_FILTER, EXT_AUTHZ, ROUTER], filters),
+    }
+    Ok(serde_yaml_ng::to_string(&doc)?)
+}
+
+/// The HTTP connection manager of a listener.
+fn hcm(listener: &mut Value) -> Result<&mut Value> {
+    let config = &mut listener["filter_chains"][0]["filters"][0]["typed_config"];
+    if config.is_null() {
+        bail!("the rendered listener has no HTTP connection manager");
+    }
+    Ok(config)
+}
+
+/// The service's route answers `200` itself: no upstream, so only the filters are measured.
+fn answer_directly(hcm: &mut Value) -> Result<()> {
+    let routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+        .as_array_mut()
+        .context("routes")?;
+    let route = routes
+        .iter_mut()
+        .find(|r| r["name"] == SERVICE)
+        .context("the service route")?;
+    let object = route.as_object_mut().context("route")?;
+    object.remove("route");
+    object.insert(
+        "direct_response".into(),
+        json!({"status": 200, "body": {"inline_string": "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}"}}),
+    );
+    Ok(())
+}
+
+/// Envoy's `jwt_authn` requiring a token of our issuer and resource on every path.
+fn jwt_authn(inputs: &Inputs<'_>, cached: bool) -> Value {
+    let mut provider = json!({
+        "issuer": inputs.issuer,
+        "audiences": [inputs.resource],
+        "local_jwks": {"inline_string": inputs.jwks},
+        "forward": true,
+    });
+    if cached {
+        provider["jwt_cache_config"] = json!({"jwt_cache_size": 1000});
+    }
+    json!({
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {"mcp": provider},
+            "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "mcp"}}],
+        },
+    })
+}
+
+/// A second listener on `port` serving `jwks` at `/jwks`, and the cluster that reaches it.
+fn add_side_jwks(doc: &mut Value, jwks: &str, port: u16) -> Result<()> {
+    let resources = &mut doc["static_resources"];
+    resources["listeners"]
+        .as_array_mut()
+        .context("listeners")?
+        .push(json!({
+            "name": SIDE_JWKS,
+            "address": {"socket_address": {"address": "127.0.0.1", "port_value": port}},
+            "enable_reuse_port": true,
+            "filter_chains": [{"filters": [{
+                "name": "envoy.filters.network.http_connection_manager",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                    "stat_prefix": SIDE_JWKS,
+                    "route_config": {"virtual_hosts": [{
+                        "name": SIDE_JWKS,
+                        "domains": ["*"],
+                        "routes": [{
+                            "match": {"path": "/jwks"},
+                            "direct_response": {"status": 200, "body": {"inline_string": jwks}},
+                        }],
+                    }]},
+                    "http_filters": [{
+                        "name": ROUTER,
+                        "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"},
+                    }],
+                },
+            }]}],
+        }));
+    resources["clusters"]
+        .as_array_mut()
+        .context("clusters")?
+        .push(json!({
+            "name": SIDE_JWKS,
+            "type": "STATIC",
+            "connect_timeout": "1s",
+            "load_assignment": {"cluster_name": SIDE_JWKS, "endpoints": [{"lb_endpoints": [{
+                "endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}},
+            }]}]},
+        }));
+    Ok(())
+}
