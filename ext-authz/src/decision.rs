@@ -108,15 +108,15 @@ pub fn decide(facts: Result<&RequestFacts<'_>, &FactsError>, view: &View, now: u
         }
     };
     let token = &facts.token;
-    let service = settings.access.service(facts.service);
+    let service = settings.access.service(&facts.service);
     let decision = |verdict, valid_for| Decision {
         verdict,
         valid_for,
         keys: Some(InvalidationKeys {
-            token_id: token.token_id.to_owned(),
-            grant_id: token.grant_id.to_owned(),
-            subject: token.subject.to_owned(),
-            client_id: token.client_id.to_owned(),
+            token_id: token.token_id.to_string(),
+            grant_id: token.grant_id.to_string(),
+            subject: token.subject.to_string(),
+            client_id: token.client_id.to_string(),
         }),
         config_generation: settings.generation,
     };
@@ -139,9 +139,9 @@ pub fn decide(facts: Result<&RequestFacts<'_>, &FactsError>, view: &View, now: u
 
     // Allow-lists depend on user records, refreshed at every resync: cache no longer.
     let list_bound = remaining.min(settings.resync_interval);
-    let record = view.store.users.get(token.subject);
-    let user = User::new(token.login, record);
-    let rule = match settings.access.evaluate(facts.service, &user) {
+    let record = view.store.users.get(&*token.subject);
+    let user = User::new(&token.login, record);
+    let rule = match settings.access.evaluate(&facts.service, &user) {
         AccessOutcome::Allowed => service,
         AccessOutcome::UnknownService => None,
         AccessOutcome::NotAllowed {
@@ -164,10 +164,10 @@ pub fn decide(facts: Result<&RequestFacts<'_>, &FactsError>, view: &View, now: u
     }
 
     let identity = Identity {
-        user_id: token.subject.to_owned(),
+        user_id: token.subject.to_string(),
         login: user.login.to_owned(),
-        client_id: token.client_id.to_owned(),
-        scopes: token.scope.to_owned(),
+        client_id: token.client_id.to_string(),
+        scopes: token.scope.to_string(),
     };
     decision(Verdict::Allow(identity), list_bound)
 }
@@ -178,14 +178,14 @@ fn revoked_by(facts: &RequestFacts<'_>, view: &View, now: u64) -> Option<TargetK
     let token = &facts.token;
     let revocations = &view.store.revocations;
     let live = |kind, id| revocations.get(kind, id).filter(|r| r.expires_at > now);
-    if live(TargetKind::Token, token.token_id).is_some() {
+    if live(TargetKind::Token, &token.token_id).is_some() {
         return Some(TargetKind::Token);
     }
     let issued_at = token.issued_at;
     [
-        (TargetKind::Grant, token.grant_id),
-        (TargetKind::User, token.subject),
-        (TargetKind::Client, token.client_id),
+        (TargetKind::Grant, &*token.grant_id),
+        (TargetKind::User, &*token.subject),
+        (TargetKind::Client, &*token.client_id),
     ]
     .into_iter()
     .find(|(kind, id)| live(*kind, id).is_some_and(|r| issued_at <= r.revoked_at))

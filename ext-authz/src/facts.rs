@@ -1,16 +1,17 @@
-//! The facts of one Check, read from the `CheckRequest` without copying.
+//! The facts of one Check, read from the `CheckRequest` without copying (a hand-off value
+//! that needed escaping is the exception).
 //!
-//! The token facts come only from the filter's hand-off headers ([`mcp_auth_proto::headers`]):
-//! the filter verified the token and stripped every client-sent copy of those headers, so
-//! they cannot be forged. Nothing else in the request is trusted for identity, which keeps
-//! the service usable as an Istio CUSTOM provider (it needs only what a `CheckRequest` holds).
+//! The token facts come only from the filter's hand-off header
+//! ([`mcp_auth_proto::handoff`]): the filter verified the token and replaced any
+//! client-sent copy of that header, so it cannot be forged. Nothing else in the request is
+//! trusted for identity, which keeps the service usable as an Istio CUSTOM provider (it
+//! needs only what a `CheckRequest` holds).
+
+use std::borrow::Cow;
 
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
-use mcp_auth_proto::headers::{
-    HANDOFF_CLIENT_ID, HANDOFF_EXPIRES_AT, HANDOFF_GRANT_ID, HANDOFF_ISSUED_AT, HANDOFF_LOGIN,
-    HANDOFF_SCOPE, HANDOFF_SERVICE, HANDOFF_SUBJECT, HANDOFF_TOKEN_ID,
-};
+use mcp_auth_proto::handoff::{HANDOFF_HEADER, Handoff, HandoffError, RESERVED_PREFIX};
 
 /// Why a Check carries no usable hand-off from the filter. Always a deny: without the filter's
 /// verdict there is no verified token.
@@ -24,21 +25,23 @@ pub enum FactsError {
     Repeated(&'static str),
     #[error("hand-off header {0} is not valid")]
     Malformed(&'static str),
+    #[error(transparent)]
+    Handoff(#[from] HandoffError),
 }
 
 /// What the filter verified about the bearer token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenFacts<'a> {
     /// `sub`.
-    pub subject: &'a str,
+    pub subject: Cow<'a, str>,
     /// `preferred_username`; may be empty.
-    pub login: &'a str,
-    pub client_id: &'a str,
-    pub grant_id: &'a str,
+    pub login: Cow<'a, str>,
+    pub client_id: Cow<'a, str>,
+    pub grant_id: Cow<'a, str>,
     /// `jti`.
-    pub token_id: &'a str,
+    pub token_id: Cow<'a, str>,
     /// Space-delimited scopes (RFC 6749 §3.3); may be empty.
-    pub scope: &'a str,
+    pub scope: Cow<'a, str>,
     /// `exp`, Unix seconds.
     pub expires_at: u64,
     /// `iat`, Unix seconds.
@@ -60,7 +63,7 @@ pub struct HttpFacts<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestFacts<'a> {
     /// The gateway service (route) the filter matched.
-    pub service: &'a str,
+    pub service: Cow<'a, str>,
     pub token: TokenFacts<'a>,
     pub request: HttpFacts<'a>,
 }
@@ -74,34 +77,26 @@ impl<'a> RequestFacts<'a> {
             .and_then(|a| a.request.as_ref())
             .and_then(|r| r.http.as_ref())
             .ok_or(FactsError::NoHttpRequest)?;
-        let required = |name: &'static str| {
-            header(http, name)?
-                .filter(|v| !v.is_empty())
-                .ok_or(FactsError::Missing(name))
-        };
-        let optional = |name: &'static str| Ok::<_, FactsError>(header(http, name)?.unwrap_or(""));
-        let expires_at = required(HANDOFF_EXPIRES_AT)?
-            .parse::<u64>()
-            .map_err(|_| FactsError::Malformed(HANDOFF_EXPIRES_AT))?;
-        let issued_at = required(HANDOFF_ISSUED_AT)?
-            .parse::<u64>()
-            .map_err(|_| FactsError::Malformed(HANDOFF_ISSUED_AT))?;
+        let value = header(http, HANDOFF_HEADER)?
+            .filter(|v| !v.is_empty())
+            .ok_or(FactsError::Missing(HANDOFF_HEADER))?;
+        let handoff = Handoff::decode(value)?;
         let body = if http.raw_body.is_empty() {
             http.body.as_bytes()
         } else {
             &http.raw_body
         };
         Ok(Self {
-            service: required(HANDOFF_SERVICE)?,
+            service: handoff.service,
             token: TokenFacts {
-                subject: required(HANDOFF_SUBJECT)?,
-                login: optional(HANDOFF_LOGIN)?,
-                client_id: required(HANDOFF_CLIENT_ID)?,
-                grant_id: required(HANDOFF_GRANT_ID)?,
-                token_id: required(HANDOFF_TOKEN_ID)?,
-                scope: optional(HANDOFF_SCOPE)?,
-                expires_at,
-                issued_at,
+                subject: handoff.subject,
+                login: handoff.login,
+                client_id: handoff.client_id,
+                grant_id: handoff.grant_id,
+                token_id: handoff.token_id,
+                scope: handoff.scope,
+                expires_at: handoff.expires_at,
+                issued_at: handoff.issued_at,
             },
             request: HttpFacts {
                 method: &http.method,
@@ -111,6 +106,34 @@ impl<'a> RequestFacts<'a> {
             },
         })
     }
+}
+
+/// Names of the request's headers in the gateway's reserved namespace
+/// ([`mcp_auth_proto::handoff::RESERVED_PREFIX`]): whatever a client sent there is removed
+/// before the request goes upstream, with the hand-off header itself.
+pub fn reserved_header_names(check: &CheckRequest) -> Vec<&str> {
+    let Some(http) = check
+        .attributes
+        .as_ref()
+        .and_then(|a| a.request.as_ref())
+        .and_then(|r| r.http.as_ref())
+    else {
+        return Vec::new();
+    };
+    let mut names: Vec<&str> = http
+        .headers
+        .keys()
+        .map(String::as_str)
+        .chain(
+            http.header_map
+                .iter()
+                .flat_map(|m| m.headers.iter().map(|h| h.key.as_str())),
+        )
+        .filter(|name| name.starts_with(RESERVED_PREFIX))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
 }
 
 /// One request header by (lowercase) name, from the header map Envoy filled: `headers`, or
@@ -125,7 +148,7 @@ fn header<'a>(http: &'a HttpRequest, name: &'static str) -> Result<Option<&'a st
     let mut found = None;
     for entry in map.headers.iter().filter(|h| h.key == name) {
         if found.is_some() {
-            // The filter sets each hand-off header exactly once; a second copy means it was
+            // The filter sets the hand-off header exactly once; a second copy means it was
             // bypassed, and guessing which copy is real would be unsafe.
             return Err(FactsError::Repeated(name));
         }

@@ -1,7 +1,7 @@
 //! mcp-auth-ext-authz: Envoy's `ext_authz` gRPC service for mcp-mesh-auth.
 //!
 //! The Envoy filter verifies the access token and hands the verified claims on in the
-//! `x-mcp-auth-*` headers; this service then decides, on every request, what a signature
+//! `x-mcp-auth-handoff` header; this service then decides, on every request, what a signature
 //! cannot: is the token, its grant, its user or its client revoked; is the user (still) on
 //! the global and the service's allow-list. Allowed requests reach the MCP server without
 //! the token and with identity headers instead (SPEC RS-9, RS-10, RS-15, RS-16).

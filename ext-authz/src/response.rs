@@ -1,7 +1,8 @@
 //! A [`Decision`] on the wire: the `CheckResponse` Envoy acts on.
 //!
-//! - Allow: gRPC status OK; `authorization` and every hand-off header removed (RS-15: the
-//!   MCP server never sees the token); identity headers set with
+//! - Allow: gRPC status OK; `authorization`, the hand-off header and the rest of the
+//!   reserved `x-mcp-auth*` namespace removed (RS-15: the MCP server never sees the token);
+//!   identity headers set with
 //!   `OVERWRITE_IF_EXISTS_OR_ADD`, so a client-sent copy is replaced; an identity header with
 //!   nothing to say (empty login or scopes) is removed instead, so a client copy never
 //!   survives.
@@ -19,7 +20,7 @@ use envoy_types::ext_authz::v3::pb::{
 use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use envoy_types::pb::google::rpc;
 use mcp_auth_gateway::config::IdentityHeaders;
-use mcp_auth_proto::headers::HANDOFF_HEADERS;
+use mcp_auth_proto::handoff::HANDOFF_HEADER;
 
 use crate::decision::{Decision, Forbidden, Identity, Unauthenticated, Verdict};
 use crate::policy::ListScope;
@@ -28,12 +29,17 @@ use crate::policy::ListScope;
 /// `valid_for_ms`, `config_generation` and the invalidation keys of the decision.
 pub const METADATA_NAMESPACE: &str = "mcp_auth";
 
-/// Builds the `CheckResponse` for `decision`.
-pub fn check_response(decision: &Decision, headers: &IdentityHeaders) -> CheckResponse {
+/// Builds the `CheckResponse` for `decision`; on allow, the request's `reserved` headers
+/// (the gateway's namespace, whatever a client put there) are removed too.
+pub fn check_response(
+    decision: &Decision,
+    headers: &IdentityHeaders,
+    reserved: &[&str],
+) -> CheckResponse {
     let (code, http_response) = match &decision.verdict {
         Verdict::Allow(identity) => (
             tonic::Code::Ok,
-            HttpResponse::OkResponse(allowed(identity, headers)),
+            HttpResponse::OkResponse(allowed(identity, headers, reserved)),
         ),
         Verdict::Unauthenticated {
             reason,
@@ -71,12 +77,15 @@ fn header(key: &str, value: &str) -> HeaderValueOption {
     }
 }
 
-fn allowed(identity: &Identity, names: &IdentityHeaders) -> OkHttpResponse {
-    let mut headers_to_remove: Vec<String> = ["authorization"]
-        .iter()
-        .chain(HANDOFF_HEADERS)
-        .map(|h| (*h).to_owned())
-        .collect();
+fn allowed(identity: &Identity, names: &IdentityHeaders, reserved: &[&str]) -> OkHttpResponse {
+    let mut headers_to_remove: Vec<String> =
+        vec!["authorization".to_owned(), HANDOFF_HEADER.to_owned()];
+    headers_to_remove.extend(
+        reserved
+            .iter()
+            .filter(|name| **name != HANDOFF_HEADER)
+            .map(|name| (*name).to_owned()),
+    );
     let mut headers = Vec::with_capacity(4);
     for (name, value) in [
         (&names.user_id, &identity.user_id),

@@ -11,7 +11,7 @@ use envoy_types::ext_authz::v3::pb::{Authorization, CheckRequest, CheckResponse}
 use tonic::{Request, Response, Status};
 
 use crate::decision::{Decision, Verdict, decide};
-use crate::facts::RequestFacts;
+use crate::facts::{RequestFacts, reserved_header_names};
 use crate::response::check_response;
 use crate::state::{Shared, Unavailable};
 
@@ -54,7 +54,11 @@ impl AuthorizationService {
         let facts = RequestFacts::from_check(check);
         let decision = decide(facts.as_ref(), &view, now);
         log(&decision, facts.as_ref().ok());
-        let response = check_response(&decision, &view.settings.identity_headers);
+        let response = check_response(
+            &decision,
+            &view.settings.identity_headers,
+            &reserved_header_names(check),
+        );
         Ok((decision, response))
     }
 }
@@ -72,9 +76,9 @@ impl Authorization for AuthorizationService {
 
 /// One line per non-allow decision; never a token (RS-17) — ids only.
 fn log(decision: &Decision, facts: Option<&RequestFacts<'_>>) {
-    let service = facts.map(|f| f.service).unwrap_or_default();
-    let subject = facts.map(|f| f.token.subject).unwrap_or_default();
-    let token_id = facts.map(|f| f.token.token_id).unwrap_or_default();
+    let service = facts.map_or("", |f| &*f.service);
+    let subject = facts.map_or("", |f| &*f.token.subject);
+    let token_id = facts.map_or("", |f| &*f.token.token_id);
     match &decision.verdict {
         Verdict::Allow(_) => {
             tracing::debug!(service, subject, token_id, "allowed");

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use mcp_auth_gateway::GatewayConfig;
 use mcp_auth_gateway::config::IdentityHeaders;
-use mcp_auth_proto::headers::HANDOFF_HEADERS;
+use mcp_auth_proto::handoff::RESERVED_PREFIX;
 
 use crate::policy::AccessPolicy;
 
@@ -88,7 +88,7 @@ fn check_identity_header(field: &str, name: &str) -> Result<(), SettingsError> {
     }
     // These are removed before the request goes upstream, so an identity header of that
     // name would never arrive (`authorization` would also hand the token on: RS-15).
-    if name == "authorization" || name == "host" || HANDOFF_HEADERS.contains(&name) {
+    if name == "authorization" || name == "host" || name.starts_with(RESERVED_PREFIX) {
         return Err(invalid(
             field.to_owned(),
             format!("{name:?} is reserved by the gateway"),

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use harness::*;
-use mcp_auth_proto::headers::HANDOFF_SUBJECT;
+use mcp_auth_proto::handoff::HANDOFF_HEADER;
 use mcp_auth_proto::store::{KeySpace, RevocationTarget, UserRecord};
 use redis_server::RedisServer;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -37,7 +37,7 @@ async fn published_revocations_are_enforced_within_a_second() {
         panic!("not allowed: {response:?}");
     };
     assert!(ok.headers_to_remove.iter().any(|h| h == "authorization"));
-    assert!(ok.headers_to_remove.iter().any(|h| h == HANDOFF_SUBJECT));
+    assert!(ok.headers_to_remove.iter().any(|h| h == HANDOFF_HEADER));
     let user_id = ok
         .headers
         .iter()

@@ -43,6 +43,8 @@ pub struct Route {
     pub policy: RoutePolicy,
     /// The required scopes, space-joined: the `scope` attribute of every challenge.
     pub scope_param: String,
+    /// The route's part of the hand-off header value (`;svc=<route>`).
+    pub handoff_service: String,
 }
 
 impl Config {
@@ -125,6 +127,7 @@ impl Config {
                 .join(" ");
             let name = policy.route.clone();
             let route = Rc::new(Route {
+                handoff_service: mcp_auth_proto::handoff::service_field(&policy.route),
                 policy,
                 scope_param,
             });

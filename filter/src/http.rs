@@ -1,10 +1,11 @@
 //! The HTTP context: reads what the decision needs from the request, applies the answer.
 //!
-//! On success the client's copies of every hand-off header are removed and the filter's own
-//! are set from the verified claims (RS-15): one host call per header, as a replace drops
-//! every existing entry of the name. The `Authorization` header is left in place:
-//! ext_authz, the next filter, re-checks revocation with the token's `jti` and then removes
-//! both the bearer token and the hand-off headers before the request reaches the MCP server.
+//! On success the filter replaces the one hand-off header ([`HANDOFF_HEADER`]) with the
+//! verified claims (RS-15): a replace drops every client-sent copy first, and it is the only
+//! host call the filter makes besides its four reads. The `Authorization` header is left in
+//! place: ext_authz, the next filter, re-checks revocation with the token's `jti` and then
+//! removes both the bearer token and the hand-off header before the request reaches the MCP
+//! server.
 //!
 //! Header values are read as bytes: the SDK's `String` getters panic on non-UTF-8 values,
 //! which a client controls.
@@ -17,7 +18,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
-use mcp_auth_proto::headers::HANDOFF_HEADERS;
+use mcp_auth_proto::handoff::HANDOFF_HEADER;
 
 use crate::challenge::{self, Denial};
 use crate::worker::{RequestFacts, Worker};
@@ -70,17 +71,7 @@ impl HttpContext for FilterRequest {
         };
         match worker.decide(&facts, self.now_secs()) {
             Ok(admitted) => {
-                let handoff = admitted.handoff_headers();
-                // Every client copy goes: a header the filter sets is replaced (Envoy's
-                // replace removes all entries of the name first), the others are removed.
-                for name in HANDOFF_HEADERS {
-                    if !handoff.iter().any(|(set, _)| set == name) {
-                        self.set_http_request_header(name, None);
-                    }
-                }
-                for (name, value) in handoff {
-                    self.set_http_request_header(name, Some(value));
-                }
+                self.set_http_request_header(HANDOFF_HEADER, Some(&admitted.handoff_value()));
                 Action::Continue
             }
             Err(refused) => {

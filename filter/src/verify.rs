@@ -8,9 +8,12 @@
 //! - [`authorize_for_route`]: the cheap per-route checks (`aud`, scopes), run on every request,
 //!   cached token or not.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use mcp_auth_proto::claims::{ACCESS_TOKEN_TYP, AccessTokenClaims, Audience};
+use mcp_auth_proto::handoff::Handoff;
 use mcp_auth_proto::scope::{Scope, missing_scopes};
 use serde::Deserialize;
 
@@ -114,11 +117,11 @@ pub struct VerifiedToken {
     pub scope: String,
     /// `exp`, seconds since the epoch.
     pub expires_at: u64,
-    /// `exp` as decimal text, ready for the hand-off header.
-    pub expires_at_text: String,
-    /// `iat` as decimal text, ready for the hand-off header.
-    pub issued_at_text: String,
+    /// `iat`, seconds since the epoch.
+    pub issued_at: u64,
     pub audience: Audience,
+    /// The claims' part of the hand-off header value, encoded once per verification.
+    pub handoff_claims: String,
 }
 
 #[derive(Deserialize)]
@@ -201,6 +204,18 @@ pub fn verify_access_token(
         ));
     }
 
+    let handoff_claims = Handoff {
+        service: Cow::Borrowed(""),
+        subject: Cow::Borrowed(&claims.sub),
+        login: Cow::Borrowed(&claims.preferred_username),
+        client_id: Cow::Borrowed(&claims.client_id),
+        grant_id: Cow::Borrowed(&claims.grant_id),
+        token_id: Cow::Borrowed(&claims.jti),
+        scope: Cow::Borrowed(&claims.scope),
+        expires_at: claims.exp,
+        issued_at: claims.iat,
+    }
+    .encode_claims();
     Ok(VerifiedToken {
         subject: claims.sub,
         login: claims.preferred_username,
@@ -209,9 +224,9 @@ pub fn verify_access_token(
         token_id: claims.jti,
         scope: claims.scope,
         expires_at: claims.exp,
-        expires_at_text: claims.exp.to_string(),
-        issued_at_text: claims.iat.to_string(),
+        issued_at: claims.iat,
         audience: claims.aud,
+        handoff_claims,
     })
 }
 

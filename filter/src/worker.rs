@@ -7,11 +7,6 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use mcp_auth_proto::headers::{
-    HANDOFF_CLIENT_ID, HANDOFF_EXPIRES_AT, HANDOFF_GRANT_ID, HANDOFF_ISSUED_AT, HANDOFF_LOGIN,
-    HANDOFF_SCOPE, HANDOFF_SERVICE, HANDOFF_SUBJECT, HANDOFF_TOKEN_ID,
-};
-
 use crate::bearer::bearer_token;
 use crate::cache::{TokenCache, TokenHash};
 use crate::challenge::{self, Denial};
@@ -204,24 +199,15 @@ impl Worker {
 }
 
 impl Admitted {
-    /// The hand-off headers to set, after every header of `HANDOFF_HEADERS` was removed.
-    /// An empty login is left out rather than sent empty.
-    pub fn handoff_headers(&self) -> Vec<(&'static str, &str)> {
-        let token = &*self.token;
-        let mut headers = vec![
-            (HANDOFF_SUBJECT, token.subject.as_str()),
-            (HANDOFF_CLIENT_ID, &token.client_id),
-            (HANDOFF_GRANT_ID, &token.grant_id),
-            (HANDOFF_TOKEN_ID, &token.token_id),
-            (HANDOFF_SCOPE, &token.scope),
-            (HANDOFF_EXPIRES_AT, &token.expires_at_text),
-            (HANDOFF_ISSUED_AT, &token.issued_at_text),
-            (HANDOFF_SERVICE, &self.route.policy.route),
-        ];
-        if !token.login.is_empty() {
-            headers.push((HANDOFF_LOGIN, &token.login));
-        }
-        headers
+    /// The value of [`mcp_auth_proto::handoff::HANDOFF_HEADER`]: the token's claims,
+    /// encoded when it was verified, and this route.
+    pub fn handoff_value(&self) -> String {
+        let claims = &self.token.handoff_claims;
+        let service = &self.route.handoff_service;
+        let mut value = String::with_capacity(claims.len() + service.len());
+        value.push_str(claims);
+        value.push_str(service);
+        value
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod claims;
 pub mod filter_config;
+pub mod handoff;
 pub mod headers;
 pub mod metadata;
 pub mod oauth_error;

@@ -53,14 +53,14 @@ fn http() -> HttpRequest {
 
 fn facts<'a>(http: &'a HttpRequest, service: &'a str) -> RequestFacts<'a> {
     RequestFacts {
-        service,
+        service: service.into(),
         token: TokenFacts {
-            subject: "42",
-            login: "alice",
-            client_id: "client-1",
-            grant_id: "grant-1",
-            token_id: "jti-1",
-            scope: "mcp",
+            subject: "42".into(),
+            login: "alice".into(),
+            client_id: "client-1".into(),
+            grant_id: "grant-1".into(),
+            token_id: "jti-1".into(),
+            scope: "mcp".into(),
             expires_at: EXP,
             issued_at: IAT,
         },
@@ -132,7 +132,7 @@ fn allow_is_cached_no_longer_than_the_token_lives() {
 
 #[test]
 fn missing_handoff_is_forbidden_and_never_cached() {
-    let error = FactsError::Missing("x-mcp-auth-sub");
+    let error = FactsError::Missing("x-mcp-auth-handoff");
     let decision = decide(Err(&error), &anyone(), NOW);
     assert_eq!(
         decision,

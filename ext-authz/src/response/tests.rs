@@ -4,6 +4,7 @@ use super::*;
 use crate::decision::InvalidationKeys;
 use crate::facts::FactsError;
 use crate::state::TargetKind;
+use mcp_auth_proto::handoff::HANDOFF_HEADER;
 
 fn decision(verdict: Verdict) -> Decision {
     Decision {
@@ -55,10 +56,11 @@ fn allow_overwrites_identity_and_removes_token_and_handoff() {
     let response = check_response(
         &decision(Verdict::Allow(identity("alice", "mcp mcp:tools"))),
         &IdentityHeaders::default(),
+        &["x-mcp-auth-sub", HANDOFF_HEADER],
     );
     assert_eq!(response.status.as_ref().unwrap().code, 0);
     let ok = ok(&response);
-    for name in ["authorization"].iter().chain(HANDOFF_HEADERS) {
+    for name in ["authorization", HANDOFF_HEADER, "x-mcp-auth-sub"] {
         assert!(ok.headers_to_remove.iter().any(|h| h == name), "{name}");
     }
     for (key, value) in [
@@ -83,7 +85,7 @@ fn empty_identity_values_remove_client_copies() {
         user_login: "x-login".into(),
         ..Default::default()
     };
-    let response = check_response(&decision(Verdict::Allow(identity("", ""))), &names);
+    let response = check_response(&decision(Verdict::Allow(identity("", ""))), &names, &[]);
     let ok = ok(&response);
     assert_eq!(header_value(&ok.headers, "x-login"), None);
     assert!(ok.headers_to_remove.iter().any(|h| h == "x-login"));
@@ -99,6 +101,7 @@ fn revoked_is_401_invalid_token_with_metadata() {
             resource_metadata: Some("http://gw/.well-known/oauth-protected-resource/a".into()),
         }),
         &IdentityHeaders::default(),
+        &[],
     );
     assert_eq!(
         response.status.as_ref().unwrap().code,
@@ -125,6 +128,7 @@ fn expired_without_service_is_401_without_metadata() {
             resource_metadata: None,
         }),
         &IdentityHeaders::default(),
+        &[],
     );
     let denied = denied_of(&response);
     assert_eq!(
@@ -151,6 +155,7 @@ fn forbidden_is_403_json_access_denied() {
         let response = check_response(
             &decision(Verdict::Forbidden(forbidden.clone())),
             &IdentityHeaders::default(),
+            &[],
         );
         assert_eq!(
             response.status.as_ref().unwrap().code,
@@ -177,6 +182,7 @@ fn metadata_carries_cache_facts() {
     let response = check_response(
         &decision(Verdict::Allow(identity("a", "mcp"))),
         &IdentityHeaders::default(),
+        &[],
     );
     let meta = response.dynamic_metadata.unwrap();
     let Some(Value {

@@ -11,10 +11,7 @@ use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, 
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
-use mcp_auth_proto::headers::{
-    HANDOFF_CLIENT_ID, HANDOFF_EXPIRES_AT, HANDOFF_GRANT_ID, HANDOFF_ISSUED_AT, HANDOFF_LOGIN,
-    HANDOFF_SCOPE, HANDOFF_SERVICE, HANDOFF_SUBJECT, HANDOFF_TOKEN_ID,
-};
+use mcp_auth_proto::handoff::{HANDOFF_HEADER, Handoff};
 use mcp_auth_proto::store::{KeySpace, RevocationEvent, RevocationTarget};
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -146,20 +143,19 @@ impl Token {
     }
 
     pub fn request(&self) -> CheckRequest {
-        let mut headers: HashMap<String, String> = [
-            (HANDOFF_SUBJECT, self.sub.as_str()),
-            (HANDOFF_LOGIN, "alice"),
-            (HANDOFF_CLIENT_ID, &self.client),
-            (HANDOFF_GRANT_ID, &self.grant),
-            (HANDOFF_TOKEN_ID, &self.jti),
-            (HANDOFF_SCOPE, "mcp"),
-            (HANDOFF_SERVICE, self.service),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        headers.insert(HANDOFF_EXPIRES_AT.into(), self.exp.to_string());
-        headers.insert(HANDOFF_ISSUED_AT.into(), self.iat.to_string());
+        let handoff = Handoff {
+            service: self.service.into(),
+            subject: self.sub.as_str().into(),
+            login: "alice".into(),
+            client_id: self.client.as_str().into(),
+            grant_id: self.grant.as_str().into(),
+            token_id: self.jti.as_str().into(),
+            scope: "mcp".into(),
+            expires_at: self.exp,
+            issued_at: self.iat,
+        };
+        let mut headers = HashMap::new();
+        headers.insert(HANDOFF_HEADER.to_owned(), handoff.encode());
         headers.insert("authorization".into(), "Bearer secret".into());
         // A client-sent identity header: must be overwritten.
         headers.insert("x-mcp-user-id".into(), "admin".into());

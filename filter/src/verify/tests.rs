@@ -62,9 +62,14 @@ fn valid_tokens_of_every_algorithm_verify() {
                 token_id: "tok-1".into(),
                 scope: "mcp:tools mcp:resources".into(),
                 expires_at: NOW + 300,
-                expires_at_text: (NOW + 300).to_string(),
-                issued_at_text: (NOW - 10).to_string(),
+                issued_at: NOW - 10,
                 audience: Audience::One(RESOURCE.into()),
+                handoff_claims: format!(
+                    "sub=12345;login=octocat;cid=client-1;gid=grant-1;jti=tok-1;\
+                     scope=mcp:tools%20mcp:resources;exp={};iat={}",
+                    NOW + 300,
+                    NOW - 10
+                ),
             }
         );
     }

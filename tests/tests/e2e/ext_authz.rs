@@ -24,6 +24,10 @@ async fn post_echo(stack: &Stack, token: &str) -> reqwest::Result<reqwest::Respo
         .header("x-mcp-scopes", "admin")
         .header("x-mcp-auth-sub", "1")
         .header("x-mcp-auth-login", "mallory")
+        .header(
+            "x-mcp-auth-handoff",
+            "sub=1;login=mallory;cid=c;gid=g;jti=j;scope=admin;exp=9999999999;iat=1;svc=echo",
+        )
         .body(INITIALIZE)
         .send()
         .await
