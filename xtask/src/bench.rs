@@ -35,6 +35,9 @@ const LOAD_CPU: usize = 1;
 pub struct BenchOptions {
     /// Fewer, shorter rounds: the whole run in under 5 minutes.
     pub quick: bool,
+    /// Run only these scenarios (plus plain Envoy and the empty wasm filter, the ratios'
+    /// bases); empty: all.
+    pub only: Vec<String>,
 }
 
 struct Plan {
@@ -107,16 +110,22 @@ pub fn bench(tools: &Tools, options: &BenchOptions) -> Result<()> {
         &filter_wasm,
         &noop_wasm,
         machine,
+        &options.only,
         Plan::new(options.quick),
         if options.quick { "quick" } else { "full" },
     ))?;
     println!("\n{}\n{}", report.table(), report.findings());
     let json = root.join("target/bench/results.json");
-    report.write(&json, &root.join("docs"))?;
-    println!(
-        "wrote {}, docs/benchmarks.md and docs/benchmarks.svg",
-        json.display()
-    );
+    // A partial run (`--only`) must not replace the published page.
+    let docs = options.only.is_empty().then(|| root.join("docs"));
+    report.write(&json, docs.as_deref())?;
+    match docs {
+        Some(_) => println!(
+            "wrote {}, docs/benchmarks.md and docs/benchmarks.svg",
+            json.display()
+        ),
+        None => println!("wrote {}", json.display()),
+    }
     Ok(())
 }
 
@@ -147,6 +156,7 @@ async fn measure(
     filter_wasm: &Path,
     noop_wasm: &Path,
     machine: String,
+    only: &[String],
     plan: Plan,
     mode: &'static str,
 ) -> Result<Report> {
@@ -170,6 +180,11 @@ async fn measure(
             .iter()
             .map(|(_, alg)| Kind::FilterUncached { alg }),
     );
+    if !only.is_empty() {
+        kinds.retain(|k| {
+            matches!(k, Kind::Plain | Kind::EmptyWasm) || only.iter().any(|o| *o == k.name())
+        });
+    }
     let inputs = scenarios::Inputs {
         rendered: &plane.rendered,
         noop_wasm,
@@ -273,16 +288,15 @@ async fn measure(
         mode,
         ..Default::default()
     };
-    let full_chain = running
-        .iter()
-        .find(|s| s.kind == Kind::FullChainPerRequest)
-        .context("the full chain runs")?;
-    report.revocation_propagation_ms = revocation_times(
-        &plane,
-        &[&full_chain.url, &plane.mcp_url(&plane.gateway)],
-        plan.revocations,
-    )
-    .await?;
+    let mut revocation_urls = vec![plane.mcp_url(&plane.gateway)];
+    revocation_urls.extend(
+        running
+            .iter()
+            .filter(|s| s.kind == Kind::FullChainPerRequest)
+            .map(|s| s.url.clone()),
+    );
+    report.revocation_propagation_ms =
+        revocation_times(&plane, &revocation_urls, plan.revocations).await?;
     let plain_rss = running
         .iter()
         .find(|s| s.kind == Kind::Plain)
@@ -331,9 +345,11 @@ async fn measure(
     ));
     drop(running);
     drop(plane);
-    let (exchange, refresh) = token_endpoint(root)?;
-    report.token_exchange_rps = Some(exchange);
-    report.token_refresh_rps = Some(refresh);
+    if only.is_empty() {
+        let (exchange, refresh) = token_endpoint(root)?;
+        report.token_exchange_rps = Some(exchange);
+        report.token_refresh_rps = Some(refresh);
+    }
     Ok(report)
 }
 
@@ -366,7 +382,7 @@ async fn check_answers(url: &str, token: &str, envoy: &Envoy, kind: Kind) -> Res
 }
 
 /// `/revoke` → the first refused request at every one of `urls`, `times` over.
-async fn revocation_times(plane: &ControlPlane, urls: &[&str], times: usize) -> Result<Vec<f64>> {
+async fn revocation_times(plane: &ControlPlane, urls: &[String], times: usize) -> Result<Vec<f64>> {
     let mut session = plane.sign_in().await?;
     let client = reqwest::Client::new();
     let status = |url: &str, token: &str| {

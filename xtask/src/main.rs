@@ -53,6 +53,9 @@ enum Task {
         /// Fewer, shorter rounds (under 5 minutes).
         #[arg(long)]
         quick: bool,
+        /// Only these scenarios (comma-separated names), besides the two baselines.
+        #[arg(long, value_delimiter = ',')]
+        only: Vec<String>,
     },
     /// Print the environment the end-to-end tests read, as shell `export` lines, to run one
     /// test by hand: `eval "$(cargo xtask test-env)"; cargo test -p mcp-auth-e2e --test e2e NAME`.
@@ -97,7 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.block_on(up::up(&tools, &up::UpOptions { config, release }))
         }
         Task::Test => check::test(&tools),
-        Task::Bench { quick } => bench::bench(&tools, &bench::BenchOptions { quick }),
+        Task::Bench { quick, only } => bench::bench(&tools, &bench::BenchOptions { quick, only }),
         Task::TestEnv => {
             for (name, value) in tools.test_env(&wasm::wasm_path(&tools.root))? {
                 println!("export {name}='{}'", value.replace('\'', r"'\''"));

@@ -200,12 +200,15 @@ impl Report {
         out
     }
 
-    /// Writes the JSON, the Markdown page and the chart.
-    pub fn write(&self, json_path: &Path, docs_dir: &Path) -> Result<()> {
+    /// Writes the JSON and, given `docs_dir`, the Markdown page and the chart.
+    pub fn write(&self, json_path: &Path, docs_dir: Option<&Path>) -> Result<()> {
         if let Some(parent) = json_path.parent() {
             std::fs::create_dir_all(parent)?;
         }
         std::fs::write(json_path, serde_json::to_string_pretty(&self.json())?)?;
+        let Some(docs_dir) = docs_dir else {
+            return Ok(());
+        };
         std::fs::create_dir_all(docs_dir)?;
         std::fs::write(docs_dir.join("benchmarks.svg"), self.chart())?;
         let page = format!(
