@@ -12,8 +12,9 @@ use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use log::{debug, error, info, warn};
+use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{ContextType, Status};
+use proxy_wasm::types::{ContextType, MetricType, Status};
 use sha2::{Digest as _, Sha256};
 
 use crate::config::Config;
@@ -39,6 +40,25 @@ pub struct FilterRoot {
     fetch_in_flight: Option<(u32, u64)>,
     /// Whether the tick has slowed down to [`TICK`].
     slow_tick: bool,
+    /// The [`VM_MEMORY_METRIC`] gauge, once defined.
+    memory_metric: Option<u32>,
+}
+
+/// Gauge of this VM's linear memory in bytes (Envoy shows it as
+/// `wasmcustom.mcp_auth_filter_vm_memory_bytes`): what the filter's heap, cache and keys
+/// take, read by `cargo xtask bench`.
+const VM_MEMORY_METRIC: &str = "mcp_auth_filter_vm_memory_bytes";
+
+/// Size of the VM's linear memory (the module's whole heap).
+fn linear_memory_bytes() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        core::arch::wasm32::memory_size::<0>() as u64 * 65_536
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
+    }
 }
 
 /// Names of the shared-data entries, specific to one JWKS source so two plugin instances
@@ -175,6 +195,7 @@ impl RootContext for FilterRoot {
     }
 
     fn on_tick(&mut self) {
+        self.record_memory();
         self.sync_keys();
         let Some(worker) = self.worker.clone() else {
             return;
@@ -196,6 +217,15 @@ impl RootContext for FilterRoot {
 }
 
 impl FilterRoot {
+    fn record_memory(&mut self) {
+        if self.memory_metric.is_none() {
+            self.memory_metric = hostcalls::define_metric(MetricType::Gauge, VM_MEMORY_METRIC).ok();
+        }
+        if let Some(metric) = self.memory_metric {
+            let _ = hostcalls::record_metric(metric, linear_memory_bytes());
+        }
+    }
+
     fn now_ms(&self) -> u64 {
         self.get_current_time()
             .duration_since(UNIX_EPOCH)

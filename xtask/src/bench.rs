@@ -307,7 +307,11 @@ async fn measure(
         let rss = procstat::rss_bytes(scenario.envoy.pid())?;
         if scenario.kind == Kind::FilterOnly {
             report.memory.push((
-                "Filter VM (RSS of the filter_only Envoy − plain Envoy, one worker)".into(),
+                "Filter VM linear memory (the filter's own gauge, one VM)".into(),
+                vm_memory(&scenario.envoy).await?,
+            ));
+            report.memory.push((
+                "Envoy RSS with the filter − plain Envoy (V8 runtime and every VM included)".into(),
                 rss.saturating_sub(plain_rss),
             ));
         }
@@ -351,6 +355,19 @@ async fn measure(
         report.token_refresh_rps = Some(refresh);
     }
     Ok(report)
+}
+
+/// The filter's `mcp_auth_filter_vm_memory_bytes` gauge, from Envoy's admin stats.
+async fn vm_memory(envoy: &Envoy) -> Result<u64> {
+    let url = format!(
+        "http://{}/stats?filter=mcp_auth_filter_vm_memory_bytes",
+        envoy.admin()
+    );
+    let text = reqwest::get(url).await?.text().await?;
+    text.lines()
+        .find_map(|l| l.split_once(": "))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .with_context(|| format!("no VM memory gauge in Envoy's stats: {text:?}"))
 }
 
 /// A scenario must let the token through (200); anything else would measure a refusal.

@@ -25,12 +25,13 @@ pub enum Kind {
     EmptyWasm,
     /// Envoy's native `jwt_authn` with the authserver's JWKS inline.
     JwtAuthn { cached: bool },
-    /// CORS and our token filter, as rendered.
+    /// Our token filter alone, as rendered.
     FilterOnly,
-    /// CORS, our token filter with its cache off (every request verifies a signature),
+    /// Our token filter with its cache off (every request verifies a signature),
     /// against a JWKS served by the same Envoy.
     FilterUncached { alg: &'static str },
-    /// The whole rendered chain: CORS, our token filter, ext_authz → our service.
+    /// The whole rendered chain: CORS, our token filter, ext_authz → our service (the
+    /// route's upstream replaced by the direct response).
     FullChainPerRequest,
 }
 
@@ -91,9 +92,9 @@ pub fn bootstrap(kind: Kind, inputs: &Inputs<'_>, port: u16, side_port: u16) -> 
             keep(&[ROUTER], filters);
             filters.insert(0, jwt_authn(inputs, cached));
         }
-        Kind::FilterOnly => keep(&[CORS, TOKEN_FILTER, ROUTER], filters),
+        Kind::FilterOnly => keep(&[TOKEN_FILTER, ROUTER], filters),
         Kind::FilterUncached { .. } => {
-            keep(&[CORS, TOKEN_FILTER, ROUTER], filters);
+            keep(&[TOKEN_FILTER, ROUTER], filters);
             let filter = filters
                 .iter_mut()
                 .find(|f| f["name"] == TOKEN_FILTER)
