@@ -14,6 +14,7 @@ pub mod filter_config;
 pub mod service;
 pub mod shutdown;
 mod validate;
+pub mod wrap;
 
 use std::path::Path;
 

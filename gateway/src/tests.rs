@@ -262,3 +262,62 @@ fn an_issuer_path_prefixes_the_authserver_endpoints_but_not_the_well_known_docum
     }
     assert!(!text.contains(r#""path":"/token""#));
 }
+
+#[test]
+fn a_stdio_service_runs_under_the_wrapper_and_an_http_one_as_written() {
+    let config = GatewayConfig::from_yaml(
+        r#"
+issuer: http://127.0.0.1:8080
+services:
+  - name: fetch
+    upstream:
+      url: http://127.0.0.1:3105/mcp
+      transport: stdio
+      run: { command: mcp-server-fetch, args: [--ignore-robots-txt], env: { A: "1" } }
+  - name: echo
+    upstream:
+      url: http://127.0.0.1:3002/mcp
+      run: { command: mcp-echo, args: [--port, "3002"] }
+  - name: remote
+    upstream: { url: "https://mcp.example.com/mcp" }
+"#,
+    )
+    .unwrap();
+    let specs: Vec<_> = config
+        .services
+        .iter()
+        .map(crate::wrap::process_spec)
+        .collect();
+    let fetch = specs[0].as_ref().unwrap();
+    assert_eq!(fetch.program, "mcp-streamablehttp-proxy");
+    assert_eq!(
+        fetch.args,
+        [
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "3105",
+            "--log-level",
+            "warning",
+            "--",
+            "mcp-server-fetch",
+            "--ignore-robots-txt"
+        ]
+    );
+    assert_eq!(fetch.env["A"], "1");
+    let echo = specs[1].as_ref().unwrap();
+    assert_eq!(echo.program, "mcp-echo");
+    assert_eq!(echo.args, ["--port", "3002"]);
+    assert!(specs[2].is_none());
+}
+
+#[test]
+fn a_stdio_service_must_be_wrapped_on_loopback_at_mcp() {
+    for url in ["http://10.0.0.1:3105/mcp", "http://127.0.0.1:3105/other"] {
+        let yaml = format!(
+            "issuer: http://127.0.0.1:8080\nservices:\n  - name: t\n    upstream:\n      url: {url}\n      transport: stdio\n      run: {{ command: x }}\n"
+        );
+        let err = GatewayConfig::from_yaml(&yaml).unwrap_err().to_string();
+        assert!(err.contains("services[0].upstream.url"), "{err}");
+    }
+}

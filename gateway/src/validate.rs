@@ -413,10 +413,10 @@ fn validate_upstream(service: &Service, at: &dyn Fn(&str) -> String) -> Result<(
             .parse::<IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
             || endpoint.host == "localhost";
-        if !local || endpoint.tls {
+        if !local || endpoint.tls || upstream.url.path() != crate::wrap::STDIO_WRAPPER_PATH {
             return Err(invalid(
                 at("upstream.url"),
-                "a stdio server is wrapped locally: use http://127.0.0.1:<port>/<path>",
+                "a stdio server is wrapped locally: use http://127.0.0.1:<port>/mcp",
             ));
         }
     }

@@ -14,13 +14,39 @@ use crate::process::{output_of, run};
 pub const ENVOY_VERSION: &str = "1.40.0";
 /// Oldest Node major version the MCP tooling (conformance suite) supports.
 const NODE_MIN_MAJOR: u32 = 22;
-/// npm packages the stack and the tests run.
+/// npm packages the stack and the tests run: the service catalogue's Node servers and the
+/// conformance suite.
 pub const NPM_PACKAGES: &[&str] = &[
     "@modelcontextprotocol/server-everything@2026.8.31",
+    "@modelcontextprotocol/server-memory@2026.8.31",
+    "@modelcontextprotocol/server-filesystem@2026.8.31",
+    "@modelcontextprotocol/server-sequential-thinking@2026.8.31",
     "@modelcontextprotocol/conformance@0.2.0-alpha.12",
 ];
 /// PyPI packages the end-to-end tests run (the official MCP client SDK), in `.tools/venv`.
 pub const PYTHON_PACKAGES: &[(&str, &str)] = &[("mcp", "2.3.0")];
+/// The service catalogue's Python servers and the stdio wrapper, each group in a venv of its
+/// own under `.tools/` (apart from the test client's `mcp`), whose `bin` is on the stack's
+/// `PATH`.
+pub const CATALOGUE_VENVS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "venv-catalogue",
+        &[
+            ("mcp-streamablehttp-proxy", "0.2.0"),
+            ("mcp-echo-streamablehttp-server-stateless", "0.2.0"),
+            ("mcp-server-time", "2026.10.19"),
+            ("mcp-server-fetch", "2026.10.24"),
+        ],
+    ),
+    // Its 0.2.0 still calls Starlette's `on_startup`, which Starlette 1.0 removed.
+    (
+        "venv-echo-stateful",
+        &[
+            ("mcp-echo-streamablehttp-server-stateful", "0.2.0"),
+            ("starlette", "0.52.1"),
+        ],
+    ),
+];
 /// Debian packages of the wasm fallback build (NOTES.md): Rust with std sources, clippy, wasm-ld.
 const DEBIAN_WASM_PACKAGES: &[&str] = &[
     "rustc-web",
@@ -112,6 +138,15 @@ impl Tools {
                 .display()
                 .to_string(),
         );
+        for (venv, _) in CATALOGUE_VENVS {
+            dirs.push(
+                self.tools_dir()
+                    .join(venv)
+                    .join("bin")
+                    .display()
+                    .to_string(),
+            );
+        }
         dirs.push(std::env::var("PATH").unwrap_or_default());
         dirs.join(":")
     }
@@ -161,7 +196,14 @@ impl Tools {
         apt.install()?;
 
         self.install_envoy()?;
-        self.install_python_packages()?;
+        self.install_python_packages(&self.venv(), PYTHON_PACKAGES)?;
+        for (name, packages) in CATALOGUE_VENVS {
+            let venv = self.tools_dir().join(name);
+            if !venv.join("bin/python").is_file() {
+                run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+            }
+            self.install_python_packages(&venv, packages)?;
+        }
         self.install_node()?;
         self.install_npm_packages()?;
         println!("tools: ready in {}", self.tools_dir().display());
@@ -195,9 +237,9 @@ impl Tools {
         self.venv().join("bin/python")
     }
 
-    fn install_python_packages(&self) -> Result<()> {
-        let python = self.python_bin();
-        let missing: Vec<String> = PYTHON_PACKAGES
+    fn install_python_packages(&self, venv: &Path, packages: &[(&str, &str)]) -> Result<()> {
+        let python = venv.join("bin/python");
+        let missing: Vec<String> = packages
             .iter()
             .filter(|(name, version)| {
                 let probe = format!("import importlib.metadata as m; print(m.version({name:?}))");
@@ -207,15 +249,15 @@ impl Tools {
             .map(|(name, version)| format!("{name}=={version}"))
             .collect();
         if missing.is_empty() {
-            println!("python packages: present");
+            println!("python packages: present in {}", venv.display());
             return Ok(());
         }
         println!(
             "python packages: installing {} into {}",
             missing.join(" "),
-            self.venv().display()
+            venv.display()
         );
-        run(Command::new(self.venv().join("bin/pip"))
+        run(Command::new(venv.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check"])
             .args(&missing))
     }

@@ -130,31 +130,28 @@ async fn start_and_wait(
     ));
 
     for service in &config.services {
-        let Some(run) = &service.upstream.run else {
+        // One place says how a service runs, stdio ones under the wrapper (gateway::wrap).
+        let Some(spec) = mcp_auth_gateway::wrap::process_spec(service) else {
             continue;
         };
-        if service.upstream.transport == Transport::Stdio {
-            bail!(
-                "service {}: wrapping stdio servers is not supported by `cargo xtask up` yet; \
-                 disable it with {}=false",
-                service.name,
-                crate::envoy_config::enabled_var(&service.name)
-            );
-        }
-        let mut command = Command::new(&run.command);
+        let mut command = Command::new(&spec.program);
         command
-            .args(&run.args)
-            .envs(&run.env)
+            .args(&spec.args)
+            .envs(&spec.env)
             .env("PATH", tools.child_path());
         command.current_dir(
-            run.cwd
+            spec.cwd
                 .as_ref()
                 .map_or_else(|| root.clone(), |cwd| root.join("envoy").join(cwd)),
         );
         stack.spawn(&service.name, command)?;
+        let how = match service.upstream.transport {
+            Transport::Http => "upstream",
+            Transport::Stdio => "stdio server, wrapped",
+        };
         table.push((
             service.name.clone(),
-            format!("{} (upstream)", service.upstream.url),
+            format!("{} ({how})", service.upstream.url),
         ));
     }
 
