@@ -6,9 +6,11 @@
 //! Envoy's listener port is reserved before it starts (see [`envoy::ReservedPort`]).
 //! Readiness is polled with a deadline, never slept on.
 
+pub mod catalogue;
 pub mod envoy;
 pub mod fake_github;
 pub mod header_echo;
+pub mod mcp_client;
 pub mod mcp_server;
 pub mod oauth;
 pub mod poll;
