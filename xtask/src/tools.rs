@@ -14,17 +14,21 @@ use crate::process::{output_of, run};
 pub const ENVOY_VERSION: &str = "1.40.0";
 /// Oldest Node major version the MCP tooling (conformance suite) supports.
 const NODE_MIN_MAJOR: u32 = 22;
-/// npm packages the stack and the tests run: the service catalogue's Node servers and the
-/// conformance suite.
+/// npm packages the stack and the tests run: the service catalogue's Node servers, the
+/// conformance suite and the MCP clients under test (mcp-remote, the Inspector).
 pub const NPM_PACKAGES: &[&str] = &[
     "@modelcontextprotocol/server-everything@2026.8.31",
     "@modelcontextprotocol/server-memory@2026.8.31",
     "@modelcontextprotocol/server-filesystem@2026.8.31",
     "@modelcontextprotocol/server-sequential-thinking@2026.8.31",
     "@modelcontextprotocol/conformance@0.2.0-alpha.12",
+    "mcp-remote@0.15.1",
+    "@modelcontextprotocol/inspector@2.12.0",
 ];
 /// PyPI packages the end-to-end tests run (the official MCP client SDK), in `.tools/venv`.
 pub const PYTHON_PACKAGES: &[(&str, &str)] = &[("mcp", "2.3.0")];
+/// Test clients in venvs of their own: the Python SDK's 1.x line (2.x is in `.tools/venv`).
+pub const CLIENT_VENVS: &[(&str, &[(&str, &str)])] = &[("venv-mcp1", &[("mcp", "1.30.0")])];
 /// The service catalogue's Python servers and the stdio wrapper, each group in a venv of its
 /// own under `.tools/` (apart from the test client's `mcp`), whose `bin` is on the stack's
 /// `PATH`.
@@ -197,7 +201,7 @@ impl Tools {
 
         self.install_envoy()?;
         self.install_python_packages(&self.venv(), PYTHON_PACKAGES)?;
-        for (name, packages) in CATALOGUE_VENVS {
+        for (name, packages) in CATALOGUE_VENVS.iter().chain(CLIENT_VENVS) {
             let venv = self.tools_dir().join(name);
             if !venv.join("bin/python").is_file() {
                 run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;

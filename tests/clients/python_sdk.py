@@ -1,0 +1,141 @@
+"""The official MCP Python SDK's OAuth client against the gateway, driven headlessly.
+
+argv: <MCP server URL>...  Works with the SDK's 2.x line (`mcp.Client`) and its 1.x line
+(`ClientSession` over `streamablehttp_client`). For each server: the SDK discovers the
+authorization server from the 401, registers, and sends the user to the authorization URL,
+which `browser.py`'s logic follows (consent form with its CSRF token, the fake GitHub, our
+callback) up to the client's redirect URI; the SDK exchanges the code, then lists the tools
+and calls `echo`. Prints `<url> <number of tools> <echo text>` per server.
+"""
+
+import asyncio
+import importlib.metadata
+import os
+import sys
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import browser  # noqa: E402
+
+from mcp.client.auth import OAuthClientProvider  # noqa: E402
+from mcp.shared.auth import OAuthClientMetadata  # noqa: E402
+
+REDIRECT = "http://127.0.0.1:33418/callback"
+V2 = int(importlib.metadata.version("mcp").split(".")[0]) >= 2
+
+
+class MemoryStorage:
+    def __init__(self):
+        self.tokens = None
+        self.client_info = None
+
+    async def get_tokens(self):
+        return self.tokens
+
+    async def set_tokens(self, tokens):
+        self.tokens = tokens
+
+    async def get_client_info(self):
+        return self.client_info
+
+    async def set_client_info(self, client_info):
+        self.client_info = client_info
+
+
+class HeadlessBrowser:
+    """Follows the authorization URL until it redirects to REDIRECT; keeps the code."""
+
+    def __init__(self):
+        self.query = None
+
+    async def authorize(self, url):
+        self.query = await asyncio.to_thread(self.follow, url)
+
+    @staticmethod
+    def follow(url):
+        cookie, method, body = None, "GET", None
+        for _ in range(15):
+            status, location, text, cookie = browser.request(method, url, cookie, body)
+            method, body = "GET", None
+            if status in (302, 303) and location:
+                url = urllib.parse.urljoin(url, location)
+                if url.startswith(REDIRECT):
+                    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
+                    if "error" in query:
+                        raise RuntimeError(f"authorization failed: {query}")
+                    return query
+                continue
+            if status == 200 and 'name="csrf"' in text:
+                import html
+                import re
+
+                fields = {k: html.unescape(v) for k, v in re.findall(r'name="(request|csrf)" value="([^"]+)"', text)}
+                fields["decision"] = "approve"
+                action = re.search(r'<form method="post" action="([^"]+)"', text).group(1)
+                url = urllib.parse.urljoin(url, html.unescape(action))
+                method, body = "POST", urllib.parse.urlencode(fields)
+                continue
+            raise RuntimeError(f"unexpected {status} at {url}: {text[:300]}")
+        raise RuntimeError("too many redirects")
+
+    async def callback(self):
+        if V2:
+            from mcp.client.auth import AuthorizationCodeResult
+
+            return AuthorizationCodeResult(
+                code=self.query["code"], state=self.query.get("state"), iss=self.query.get("iss")
+            )
+        return self.query["code"], self.query.get("state")
+
+
+def provider(url, headless):
+    return OAuthClientProvider(
+        server_url=url,
+        client_metadata=OAuthClientMetadata(
+            client_name=f"mcp python sdk {importlib.metadata.version('mcp')}",
+            redirect_uris=[REDIRECT],
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+            token_endpoint_auth_method="none",
+        ),
+        storage=MemoryStorage(),
+        redirect_handler=headless.authorize,
+        callback_handler=headless.callback,
+    )
+
+
+def echo_text(result):
+    return " ".join(c.text for c in result.content if getattr(c, "text", None))
+
+
+async def run_v2(url):
+    import httpx2
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    http = httpx2.AsyncClient(auth=provider(url, HeadlessBrowser()), timeout=30)
+    async with Client(streamable_http_client(url, http_client=http)) as client:
+        tools = await client.list_tools()
+        result = await client.call_tool("echo", {"message": "hello from the python sdk"})
+        return len(tools.tools), echo_text(result)
+
+
+async def run_v1(url):
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamablehttp_client
+
+    async with streamablehttp_client(url, auth=provider(url, HeadlessBrowser())) as (read, write, _):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            tools = await session.list_tools()
+            result = await session.call_tool("echo", {"message": "hello from the python sdk"})
+            return len(tools.tools), echo_text(result)
+
+
+async def main(urls):
+    for url in urls:
+        count, text = await (run_v2(url) if V2 else run_v1(url))
+        print(url, count, text, flush=True)
+
+
+asyncio.run(main(sys.argv[1:]))
