@@ -124,3 +124,179 @@ async fn the_python_sdk_1x_completes_the_flow_on_two_services() {
     )
     .await;
 }
+
+/// A stdio MCP client session with a child process (one JSON-RPC message per line).
+struct StdioPeer {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    next_id: u64,
+}
+
+impl StdioPeer {
+    fn spawn(mut command: tokio::process::Command) -> Self {
+        command
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        use tokio::io::AsyncBufReadExt as _;
+        Self {
+            child,
+            stdin,
+            lines: tokio::io::BufReader::new(stdout).lines(),
+            next_id: 1,
+        }
+    }
+
+    async fn send(&mut self, message: &serde_json::Value) {
+        use tokio::io::AsyncWriteExt as _;
+        let mut line = message.to_string();
+        line.push('\n');
+        self.stdin.write_all(line.as_bytes()).await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// A request and its answer's `result` (the OAuth flow happens inside the first one).
+    async fn request(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.send(
+            &serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+        )
+        .await;
+        let answer = tokio::time::timeout(Duration::from_secs(90), async {
+            loop {
+                let line = self
+                    .lines
+                    .next_line()
+                    .await
+                    .unwrap()
+                    .expect("the client closed stdout");
+                let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    continue;
+                };
+                if message["id"] == serde_json::json!(id) {
+                    return message;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no answer to {method} within 90 s"));
+        assert!(answer["error"].is_null(), "{method}: {answer}");
+        answer["result"].clone()
+    }
+}
+
+impl Drop for StdioPeer {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+/// `initialize`, `tools/list` and `tools/call echo` over a stdio peer.
+async fn drive_stdio_client(peer: &mut StdioPeer, what: &str) {
+    let info = peer
+        .request(
+            "initialize",
+            serde_json::json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "e2e", "version": "0"}}),
+        )
+        .await;
+    assert!(info["serverInfo"].is_object(), "{what}: {info}");
+    peer.send(&serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .await;
+    let tools = peer.request("tools/list", serde_json::json!({})).await;
+    assert!(
+        tools["tools"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["name"] == "echo")),
+        "{what}: {tools}"
+    );
+    let result = peer
+        .request(
+            "tools/call",
+            serde_json::json!({"name": "echo", "arguments": {"message": "hello through mcp-remote"}}),
+        )
+        .await;
+    assert!(
+        result.to_string().contains("hello through mcp-remote"),
+        "{what}: {result}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_remote_completes_the_flow_on_two_services() {
+    let setup = setup().await;
+    let node = mcp_auth_e2e::tools::node_bin().unwrap();
+    let proxy = mcp_auth_e2e::tools::npm_prefix().join("node_modules/mcp-remote/dist/proxy.js");
+    assert!(
+        proxy.is_file(),
+        "{} is missing: run `cargo xtask install`",
+        proxy.display()
+    );
+    let config_dir = tempfile::tempdir().unwrap();
+    for url in urls(&setup.stack) {
+        let mut command = tokio::process::Command::new(&node);
+        command
+            .arg(&proxy)
+            .arg(&url)
+            .arg(free_port().unwrap().to_string())
+            .arg("--allow-http")
+            .env("BROWSER", clients_dir().join("browser.py"))
+            .env("MCP_REMOTE_CONFIG_DIR", config_dir.path())
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .stderr(std::process::Stdio::null());
+        let mut peer = StdioPeer::spawn(command);
+        drive_stdio_client(&mut peer, &format!("mcp-remote at {url}")).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_inspector_cli_completes_the_flow_on_two_services() {
+    let setup = setup().await;
+    let node = mcp_auth_e2e::tools::node_bin().unwrap();
+    let cli = mcp_auth_e2e::tools::npm_prefix()
+        .join("node_modules/@modelcontextprotocol/inspector/clients/cli/build/index.js");
+    assert!(
+        cli.is_file(),
+        "{} is missing: run `cargo xtask install`",
+        cli.display()
+    );
+    let home = tempfile::tempdir().unwrap();
+    for url in urls(&setup.stack) {
+        for method in [
+            vec!["--method", "tools/list"],
+            vec![
+                "--method",
+                "tools/call",
+                "--tool-name",
+                "echo",
+                "--tool-arg",
+                "message=hello from the inspector",
+            ],
+        ] {
+            let mut command = tokio::process::Command::new(&node);
+            command
+                .arg(&cli)
+                .arg(&url)
+                .args(&method)
+                .env("HOME", home.path())
+                .env("MCP_AUTO_OPEN_ENABLED", "true")
+                .env("BROWSER", clients_dir().join("browser.py"))
+                .env_remove("DISPLAY")
+                .env_remove("WAYLAND_DISPLAY")
+                .stdin(std::process::Stdio::piped());
+            let what = format!("inspector {} at {url}", method[1]);
+            let stdout = run(command, &what).await;
+            let expected = if method[1] == "tools/list" {
+                "\"echo\""
+            } else {
+                "hello from the inspector"
+            };
+            assert!(stdout.contains(expected), "{what}: {stdout}");
+        }
+    }
+}
