@@ -6,6 +6,7 @@
 //! Envoy's listener port is reserved before it starts (see [`envoy::ReservedPort`]).
 //! Readiness is polled with a deadline, never slept on.
 
+pub mod auth_proxy;
 pub mod catalogue;
 pub mod envoy;
 pub mod fake_github;

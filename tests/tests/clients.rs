@@ -300,3 +300,97 @@ async fn the_inspector_cli_completes_the_flow_on_two_services() {
         }
     }
 }
+
+/// Scenario name → passed, from the conformance runner's summary lines (`✓ name: …`).
+fn conformance_results(output: &str) -> std::collections::BTreeMap<String, bool> {
+    output
+        .lines()
+        .filter_map(|line| {
+            let (passed, rest) = if let Some(rest) = line.strip_prefix("✓ ") {
+                (true, rest)
+            } else {
+                (false, line.strip_prefix("✗ ")?)
+            };
+            Some((rest.split(':').next()?.trim().to_owned(), passed))
+        })
+        .collect()
+}
+
+async fn conformance_server(
+    url: &str,
+    requirements: &str,
+) -> std::collections::BTreeMap<String, bool> {
+    let bin = mcp_auth_e2e::tools::npm_prefix().join("node_modules/.bin/conformance");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run `cargo xtask install`",
+        bin.display()
+    );
+    let out = tempfile::tempdir().unwrap();
+    let mut command = tokio::process::Command::new(bin);
+    command
+        .args(["server", "--url", url, "--requirements", requirements, "-o"])
+        .arg(out.path())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(300), command.output())
+        .await
+        .expect("the conformance run did not finish within 300 s")
+        .unwrap();
+    // It exits non-zero when a scenario fails; the comparison below is what is asserted.
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let results = conformance_results(&text);
+    assert!(!results.is_empty(), "no scenario results at {url}:\n{text}");
+    results
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conformance_server_scenarios_pass_through_the_gateway_as_they_do_directly() {
+    use mcp_auth_e2e::oauth::{VERIFIER, discover, exchange, params, register, sign_in};
+
+    let github = FakeGitHub::start("conf-app", "conf-secret").await.unwrap();
+    github.sign_in(FakeUser::new(583231, "octocat"));
+    let stack = Stack::start_with(StackOptions {
+        env: github.env(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let discovered = discover(&stack).await;
+    let client_id = register(&discovered).await;
+    let back = params(&sign_in(&stack, &discovered, &client_id).await);
+    let (_, tokens) = exchange(&discovered, &client_id, &back["code"], VERIFIER).await;
+    let envoy: std::net::SocketAddr = stack
+        .envoy
+        .url()
+        .trim_start_matches("http://")
+        .parse()
+        .unwrap();
+    let proxy =
+        mcp_auth_e2e::auth_proxy::AuthProxy::start(envoy, tokens["access_token"].as_str().unwrap())
+            .await
+            .unwrap();
+    let through = format!("{}/everything/mcp", proxy.url());
+
+    for requirements in ["2025-11-25", "2026-07-28"] {
+        let direct = conformance_server(&stack.upstream.url(), requirements).await;
+        let gateway = conformance_server(&through, requirements).await;
+        let passing: Vec<&String> = direct.iter().filter(|(_, p)| **p).map(|(s, _)| s).collect();
+        assert!(
+            !passing.is_empty(),
+            "{requirements}: nothing passes directly: {direct:?}"
+        );
+        let broken: Vec<&&String> = passing
+            .iter()
+            .filter(|s| gateway.get(**s) != Some(&true))
+            .collect();
+        assert!(
+            broken.is_empty(),
+            "{requirements}: scenarios that pass straight at the server but not through the gateway: {broken:?}\n\
+             direct: {direct:?}\ngateway: {gateway:?}"
+        );
+    }
+}
