@@ -394,3 +394,136 @@ async fn the_conformance_server_scenarios_pass_through_the_gateway_as_they_do_di
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_progress_and_the_legacy_session_wire_work_through_the_gateway() {
+    use mcp_auth_e2e::mcp_client::McpSession;
+    use mcp_auth_e2e::oauth::{VERIFIER, discover, exchange, params, register, sign_in};
+    use reqwest::StatusCode;
+    use std::time::Instant;
+
+    let github = FakeGitHub::start("wire-app", "wire-secret").await.unwrap();
+    github.sign_in(FakeUser::new(583231, "octocat"));
+    let stack = Stack::start_with(StackOptions {
+        env: github.env(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let discovered = discover(&stack).await;
+    let client_id = register(&discovered).await;
+    let back = params(&sign_in(&stack, &discovered, &client_id).await);
+    let (_, tokens) = exchange(&discovered, &client_id, &back["code"], VERIFIER).await;
+    let token = tokens["access_token"].as_str().unwrap().to_owned();
+    let url = stack.url("/everything/mcp");
+
+    // Legacy wire: initialize hands out a session id, which later requests carry.
+    let initialize = reqwest::Client::new()
+        .post(&url)
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(mcp_auth_e2e::oauth::INITIALIZE)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(initialize.status(), StatusCode::OK);
+    let session = initialize.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let _ = initialize.text().await;
+    let with_session = |request: reqwest::RequestBuilder| {
+        request
+            .bearer_auth(&token)
+            .header("mcp-session-id", &session)
+            .header("mcp-protocol-version", "2025-06-18")
+    };
+    let initialized = with_session(reqwest::Client::new().post(&url))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        initialized.status().is_success(),
+        "{}",
+        initialized.status()
+    );
+
+    // A tool that reports progress over two seconds: every event must arrive as it is sent,
+    // not when the response ends (Envoy, the filter and ext_authz must not buffer SSE).
+    let started = Instant::now();
+    let mut call = with_session(reqwest::Client::new().post(&url))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"trigger-long-running-operation","arguments":{"duration":2,"steps":4},"_meta":{"progressToken":"p1"}}}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(call.status(), StatusCode::OK);
+    let mut body = String::new();
+    let mut progress_at = Vec::new();
+    let mut done_at = None;
+    while let Some(chunk) = call.chunk().await.unwrap() {
+        body.push_str(&String::from_utf8_lossy(&chunk));
+        let seen = body.matches("notifications/progress").count();
+        while progress_at.len() < seen {
+            progress_at.push(started.elapsed());
+        }
+        if body.contains("Long running operation completed") {
+            done_at = Some(started.elapsed());
+            break;
+        }
+    }
+    let done_at = done_at.unwrap_or_else(|| panic!("no result in the stream: {body}"));
+    assert_eq!(progress_at.len(), 4, "{body}");
+    assert!(
+        progress_at[0] + Duration::from_millis(1000) < done_at,
+        "the first progress event arrived at {:?}, the result at {done_at:?}: the stream was buffered",
+        progress_at[0]
+    );
+
+    // GET opens the session's server-to-client SSE stream; DELETE ends the session.
+    let get = with_session(reqwest::Client::new().get(&url))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(get.status(), StatusCode::OK);
+    assert!(
+        get.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    drop(get);
+    let delete = with_session(reqwest::Client::new().delete(&url))
+        .send()
+        .await
+        .unwrap();
+    assert!(delete.status().is_success(), "DELETE: {}", delete.status());
+    let after = with_session(reqwest::Client::new().post(&url))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(r#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#)
+        .send()
+        .await
+        .unwrap();
+    // The server's own refusal (server-everything answers 400 for an unknown session),
+    // passed through: not the gateway's 401/403.
+    assert!(
+        after.status().is_client_error()
+            && after.status() != StatusCode::UNAUTHORIZED
+            && after.status() != StatusCode::FORBIDDEN,
+        "the deleted session: {}",
+        after.status()
+    );
+
+    // And a fresh session through the client helper still works.
+    let (mut mcp, _) = McpSession::connect(&url, &token).await.unwrap();
+    assert!(mcp.tool_names().await.unwrap().contains(&"echo".to_owned()));
+}
