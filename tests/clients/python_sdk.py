@@ -1,11 +1,14 @@
 """The official MCP Python SDK's OAuth client against the gateway, driven headlessly.
 
-argv: <MCP server URL>...  Works with the SDK's 2.x line (`mcp.Client`) and its 1.x line
+argv: [--refresh] <MCP server URL>...  Works with the SDK's 2.x line (`mcp.Client`) and its 1.x line
 (`ClientSession` over `streamablehttp_client`). For each server: the SDK discovers the
 authorization server from the 401, registers, and sends the user to the authorization URL,
 which `browser.py`'s logic follows (consent form with its CSRF token, the fake GitHub, our
 callback) up to the client's redirect URI; the SDK exchanges the code, then lists the tools
-and calls `echo`. Prints `<url> <number of tools> <echo text>` per server.
+and calls `echo`. Prints `<url> <number of tools> <echo text>` per server. With `--refresh`
+it then waits until the (short-lived) access token has expired, calls `echo` again, which
+makes the SDK refresh, and prints `REFRESH <old refresh token> <new refresh token> <client id>
+<echo text>`.
 """
 
 import asyncio
@@ -88,7 +91,7 @@ class HeadlessBrowser:
         return self.query["code"], self.query.get("state")
 
 
-def provider(url, headless):
+def provider(url, headless, storage):
     return OAuthClientProvider(
         server_url=url,
         client_metadata=OAuthClientMetadata(
@@ -98,7 +101,7 @@ def provider(url, headless):
             response_types=["code"],
             token_endpoint_auth_method="none",
         ),
-        storage=MemoryStorage(),
+        storage=storage,
         redirect_handler=headless.authorize,
         callback_handler=headless.callback,
     )
@@ -108,34 +111,58 @@ def echo_text(result):
     return " ".join(c.text for c in result.content if getattr(c, "text", None))
 
 
-async def run_v2(url):
+async def refresh(call, storage, expires_in):
+    """Waits out the access token, calls again (the SDK refreshes first), reports rotation."""
+    old = storage.tokens.refresh_token
+    await asyncio.sleep(expires_in + 1)
+    result = await call()
+    client_id = storage.client_info.client_id
+    print("REFRESH", old, storage.tokens.refresh_token, client_id, echo_text(result), flush=True)
+
+
+async def run_v2(url, refresh_after):
     import httpx2
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
 
-    http = httpx2.AsyncClient(auth=provider(url, HeadlessBrowser()), timeout=30)
+    storage = MemoryStorage()
+    http = httpx2.AsyncClient(auth=provider(url, HeadlessBrowser(), storage), timeout=30)
     async with Client(streamable_http_client(url, http_client=http)) as client:
         tools = await client.list_tools()
-        result = await client.call_tool("echo", {"message": "hello from the python sdk"})
-        return len(tools.tools), echo_text(result)
+
+        async def call():
+            return await client.call_tool("echo", {"message": "hello from the python sdk"})
+
+        result = await call()
+        print(url, len(tools.tools), echo_text(result), flush=True)
+        if refresh_after:
+            await refresh(call, storage, storage.tokens.expires_in or 1)
 
 
-async def run_v1(url):
+async def run_v1(url, refresh_after):
     from mcp import ClientSession
     from mcp.client.streamable_http import streamablehttp_client
 
-    async with streamablehttp_client(url, auth=provider(url, HeadlessBrowser())) as (read, write, _):
+    storage = MemoryStorage()
+    auth = provider(url, HeadlessBrowser(), storage)
+    async with streamablehttp_client(url, auth=auth) as (read, write, _):
         async with ClientSession(read, write) as session:
             await session.initialize()
             tools = await session.list_tools()
-            result = await session.call_tool("echo", {"message": "hello from the python sdk"})
-            return len(tools.tools), echo_text(result)
+
+            async def call():
+                return await session.call_tool("echo", {"message": "hello from the python sdk"})
+
+            result = await call()
+            print(url, len(tools.tools), echo_text(result), flush=True)
+            if refresh_after:
+                await refresh(call, storage, storage.tokens.expires_in or 1)
 
 
-async def main(urls):
-    for url in urls:
-        count, text = await (run_v2(url) if V2 else run_v1(url))
-        print(url, count, text, flush=True)
+async def main(args):
+    refresh_after = "--refresh" in args
+    for url in [a for a in args if a != "--refresh"]:
+        await (run_v2(url, refresh_after) if V2 else run_v1(url, refresh_after))
 
 
 asyncio.run(main(sys.argv[1:]))

@@ -527,3 +527,58 @@ async fn streamed_progress_and_the_legacy_session_wire_work_through_the_gateway(
     let (mut mcp, _) = McpSession::connect(&url, &token).await.unwrap();
     assert!(mcp.tool_names().await.unwrap().contains(&"echo".to_owned()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_refreshes_with_rotation_and_the_old_refresh_token_is_refused() {
+    use mcp_auth_e2e::oauth::{discover, token};
+
+    let github = FakeGitHub::start("refresh-app", "refresh-secret")
+        .await
+        .unwrap();
+    github.sign_in(FakeUser::new(583231, "octocat"));
+    let stack = Stack::start_with(StackOptions {
+        env: github.env(),
+        // Access tokens of 2 s: the SDK must refresh within the test.
+        extra_config: "tokens: { access_token: 2s }".to_owned(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut command = tokio::process::Command::new(workspace_root().join(".tools/venv/bin/python"));
+    command
+        .arg(clients_dir().join("python_sdk.py"))
+        .arg("--refresh")
+        .arg(stack.url("/everything/mcp"));
+    let stdout = run(command, "mcp 2.x client with refresh").await;
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("REFRESH "))
+        .unwrap_or_else(|| panic!("no refresh reported:\n{stdout}"));
+    let mut parts = line.split(' ').skip(1);
+    let (old, new, client_id) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    assert_ne!(old, new, "the refresh token was not rotated");
+    assert!(line.contains("hello from the python sdk"), "{line}");
+
+    // The rotated-out refresh token is refused (and revokes the grant: RFC 9700 §4.14.2).
+    let discovered = discover(&stack).await;
+    let replay = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", old),
+        ("client_id", client_id),
+    ];
+    let (status, body) = token(&discovered, &replay).await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "invalid_grant", "{body}");
+    // The replay revoked the grant: the SDK's current refresh token is dead too.
+    let current = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", new),
+        ("client_id", client_id),
+    ];
+    let (status, body) = token(&discovered, &current).await;
+    assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{body}");
+}
