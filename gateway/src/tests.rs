@@ -24,10 +24,20 @@ fn example_config_is_valid() {
     let config =
         GatewayConfig::from_yaml(include_str!("../../envoy/gateway.example.yaml")).unwrap();
     assert_eq!(config.issuer_str(), "http://127.0.0.1:8080");
+    let names: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
-        config.services.len(),
-        1,
-        "the disabled example service is dropped"
+        names,
+        [
+            "everything",
+            "echo-stateful",
+            "echo-stateless",
+            "memory",
+            "filesystem",
+            "sequential-thinking",
+            "time",
+            "fetch"
+        ],
+        "the catalogue, in config order"
     );
 }
 

@@ -255,6 +255,59 @@ async fn mcp_remote_completes_the_flow_on_two_services() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_remote_client_completes_the_flow_and_lists_tools_on_two_services() {
+    let setup = setup().await;
+    let node = mcp_auth_e2e::tools::node_bin().unwrap();
+    let client = mcp_auth_e2e::tools::npm_prefix().join("node_modules/mcp-remote/dist/client.js");
+    assert!(
+        client.is_file(),
+        "{} is missing: run `cargo xtask install`",
+        client.display()
+    );
+    let config_dir = tempfile::tempdir().unwrap();
+    for url in urls(&setup.stack) {
+        let mut command = tokio::process::Command::new(&node);
+        command
+            .arg(&client)
+            .arg(&url)
+            .arg(free_port().unwrap().to_string())
+            .arg("--allow-http")
+            .env("BROWSER", clients_dir().join("browser.py"))
+            .env("MCP_REMOTE_CONFIG_DIR", config_dir.path())
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            // Kept open: the client must not take a closed stdin for the end of the session.
+            .stdin(std::process::Stdio::piped());
+        command
+            .kill_on_drop(true)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = command.spawn().unwrap();
+        // Held until it exits: it treats the end of stdin as the end of the session.
+        let _stdin = child.stdin.take();
+        let output = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+            .await
+            .expect("mcp-remote-client did not finish within 120 s")
+            .unwrap();
+        // It logs what it did, the tools it listed, then "Exiting OK".
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.status.success(),
+            "mcp-remote-client at {url}:\n{log}"
+        );
+        assert!(
+            log.contains("\"echo\""),
+            "no echo tool listed at {url}:\n{log}"
+        );
+        assert!(log.contains("Exiting OK"), "{log}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_inspector_cli_completes_the_flow_on_two_services() {
     let setup = setup().await;
     let node = mcp_auth_e2e::tools::node_bin().unwrap();

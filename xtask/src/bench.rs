@@ -12,6 +12,7 @@ mod forge;
 mod procstat;
 mod report;
 mod scenarios;
+mod seed;
 mod wrk;
 
 use std::path::{Path, PathBuf};
@@ -76,6 +77,7 @@ fn describe(kind: Kind) -> &'static str {
         Kind::FilterOnly => "+ our filter, valid token (cached)",
         Kind::FilterUncached { .. } => "+ our filter, cache off: a signature per request",
         Kind::FullChainPerRequest => "+ our filter + ext_authz per request",
+        Kind::SeedVerify => "the seed's Python verify endpoint alone (RS256 + Redis), no proxy",
     }
 }
 
@@ -97,6 +99,7 @@ pub fn bench(tools: &Tools, options: &BenchOptions) -> Result<()> {
     ]))?;
     let filter_wasm = wasm::build(root)?;
     let noop_wasm = wasm::build_package(root, wasm::NOOP_FILTER_PACKAGE)?;
+    let seed_python = tools.install_seed()?;
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     if cpus < 2 {
         bail!("the bench needs 2 CPUs: one for the servers, one for the load generator");
@@ -105,15 +108,16 @@ pub fn bench(tools: &Tools, options: &BenchOptions) -> Result<()> {
     let machine = machine();
     pin_to_cpu(SERVER_CPU)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let report = runtime.block_on(measure(
+    let report = runtime.block_on(measure(&Setup {
         root,
-        &filter_wasm,
-        &noop_wasm,
+        filter_wasm: &filter_wasm,
+        noop_wasm: &noop_wasm,
+        seed_python: &seed_python,
         machine,
-        &options.only,
-        Plan::new(options.quick),
-        if options.quick { "quick" } else { "full" },
-    ))?;
+        only: &options.only,
+        plan: Plan::new(options.quick),
+        mode: if options.quick { "quick" } else { "full" },
+    }))?;
     println!("\n{}\n{}", report.table(), report.findings());
     let json = root.join("target/bench/results.json");
     // A partial run (`--only`) must not replace the published page.
@@ -137,10 +141,31 @@ fn pin_to_cpu(cpu: usize) -> Result<()> {
     Ok(())
 }
 
+/// What serves a scenario: one of our Envoys, or the seed's Python service.
+enum Server {
+    Envoy { envoy: Envoy, _side: ReservedPort },
+    Seed(seed::Seed),
+}
+
+impl Server {
+    fn pid(&self) -> u32 {
+        match self {
+            Server::Envoy { envoy, .. } => envoy.pid(),
+            Server::Seed(seed) => seed.pid(),
+        }
+    }
+
+    fn log(&self) -> String {
+        match self {
+            Server::Envoy { envoy, .. } => envoy.log(),
+            Server::Seed(_) => String::new(),
+        }
+    }
+}
+
 struct Running {
     kind: Kind,
-    envoy: Envoy,
-    _side: ReservedPort,
+    server: Server,
     script: PathBuf,
     url: String,
     rps: Vec<f64>,
@@ -151,21 +176,36 @@ struct Running {
     vs_empty: Vec<f64>,
 }
 
-async fn measure(
-    root: &Path,
-    filter_wasm: &Path,
-    noop_wasm: &Path,
+/// What one bench run is made of.
+struct Setup<'a> {
+    root: &'a Path,
+    filter_wasm: &'a Path,
+    noop_wasm: &'a Path,
+    seed_python: &'a Path,
     machine: String,
-    only: &[String],
+    only: &'a [String],
     plan: Plan,
     mode: &'static str,
-) -> Result<Report> {
+}
+
+async fn measure(setup: &Setup<'_>) -> Result<Report> {
+    let Setup {
+        root,
+        filter_wasm,
+        noop_wasm,
+        seed_python,
+        only,
+        mode,
+        ..
+    } = *setup;
+    let plan = &setup.plan;
     let plane = ControlPlane::start(&control::release_dir(root), filter_wasm).await?;
     let session = plane.sign_in().await?;
     let jwks = plane.jwks().await?;
     let now = unix_now();
     let forged = forge::tokens(plane.issuer(), plane.resource()?, now)?;
     let dir = tempfile::tempdir()?;
+    let mut missing_seed = None;
 
     let mut kinds = vec![
         Kind::Plain,
@@ -216,8 +256,7 @@ async fn measure(
         check_answers(&url, &token, &envoy, kind).await?;
         running.push(Running {
             kind,
-            envoy,
-            _side: side,
+            server: Server::Envoy { envoy, _side: side },
             script,
             url,
             rps: Vec::new(),
@@ -227,6 +266,31 @@ async fn measure(
             vs_plain: Vec::new(),
             vs_empty: Vec::new(),
         });
+    }
+
+    if only.is_empty() || only.iter().any(|o| o == "seed_verify") {
+        match seed::start(root, seed_python, &plane.redis.url()).await {
+            Ok(seed) => {
+                let script = dir.path().join("seed_verify.lua");
+                std::fs::write(
+                    &script,
+                    wrk::script(Some(&format!("Bearer {}", seed.token))),
+                )?;
+                running.push(Running {
+                    kind: Kind::SeedVerify,
+                    url: seed.url.clone(),
+                    server: Server::Seed(seed),
+                    script,
+                    rps: Vec::new(),
+                    p50: Vec::new(),
+                    p99: Vec::new(),
+                    cpu_us: Vec::new(),
+                    vs_plain: Vec::new(),
+                    vs_empty: Vec::new(),
+                });
+            }
+            Err(err) => missing_seed = Some(format!("{err:#}")),
+        }
     }
 
     let service_pids = plane.service_pids();
@@ -247,10 +311,10 @@ async fn measure(
             };
             tokio::task::block_in_place(|| wrk::run(&spec(plan.warmup)))?;
             let mut pids = service_pids.clone();
-            pids.push(scenario.envoy.pid());
+            pids.push(scenario.server.pid());
             let before = procstat::cpu_time_of(&pids)?;
             let load = tokio::task::block_in_place(|| wrk::run(&spec(plan.measure)))
-                .with_context(|| format!("{}\n{}", scenario.kind.name(), scenario.envoy.log()))?;
+                .with_context(|| format!("{}\n{}", scenario.kind.name(), scenario.server.log()))?;
             let cpu = procstat::cpu_time_of(&pids)?.saturating_sub(before);
             scenario.rps.push(load.rps);
             scenario.p50.push(load.p50_ms);
@@ -284,7 +348,7 @@ async fn measure(
     }
 
     let mut report = Report {
-        machine,
+        machine: setup.machine.clone(),
         mode,
         ..Default::default()
     };
@@ -300,24 +364,31 @@ async fn measure(
     let plain_rss = running
         .iter()
         .find(|s| s.kind == Kind::Plain)
-        .map(|s| procstat::rss_bytes(s.envoy.pid()))
+        .map(|s| procstat::rss_bytes(s.server.pid()))
         .transpose()?
         .unwrap_or(0);
     for scenario in &mut running {
-        let rss = procstat::rss_bytes(scenario.envoy.pid())?;
+        let rss = procstat::rss_bytes(scenario.server.pid())?;
         if scenario.kind == Kind::FilterOnly {
             report.memory.push((
                 "Filter VM linear memory (the filter's own gauge, one VM)".into(),
-                vm_memory(&scenario.envoy).await?,
+                match &scenario.server {
+                    Server::Envoy { envoy, .. } => vm_memory(envoy).await?,
+                    Server::Seed(_) => 0,
+                },
             ));
             report.memory.push((
                 "Envoy RSS with the filter − plain Envoy (V8 runtime and every VM included)".into(),
                 rss.saturating_sub(plain_rss),
             ));
         }
+        let what = match scenario.server {
+            Server::Envoy { .. } => "Envoy RSS",
+            Server::Seed(_) => "Python RSS",
+        };
         report
             .memory
-            .push((format!("Envoy RSS, {}", scenario.kind.name()), rss));
+            .push((format!("{what}, {}", scenario.kind.name()), rss));
         report.scenarios.push(Summary {
             name: scenario.kind.name(),
             description: describe(scenario.kind),
@@ -343,10 +414,9 @@ async fn measure(
         "full_chain_fast",
         "the fast mode (filter asks ext_authz only on a cache miss) is not built yet".into(),
     ));
-    report.missing.push((
-        "seed_verify",
-        "the seed's verify endpoint (PyPI mcp-oauth-dynamicclient 0.2.0) is not wired into the bench yet".into(),
-    ));
+    if let Some(reason) = missing_seed {
+        report.missing.push(("seed_verify", reason));
+    }
     drop(running);
     drop(plane);
     if only.is_empty() {

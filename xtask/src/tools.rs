@@ -241,6 +241,17 @@ impl Tools {
         self.venv().join("bin/python")
     }
 
+    /// The bench's copy of the seed gateway's auth service (`.tools/venv-seed`): its
+    /// Python, installed when missing.
+    pub fn install_seed(&self) -> Result<PathBuf> {
+        let venv = self.tools_dir().join("venv-seed");
+        if !venv.join("bin/python").is_file() {
+            run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+        }
+        self.install_python_packages(&venv, &[("mcp-oauth-dynamicclient", "0.2.0")])?;
+        Ok(venv.join("bin/python"))
+    }
+
     fn install_python_packages(&self, venv: &Path, packages: &[(&str, &str)]) -> Result<()> {
         let python = venv.join("bin/python");
         let missing: Vec<String> = packages

@@ -33,6 +33,8 @@ pub enum Kind {
     /// The whole rendered chain: CORS, our token filter, ext_authz → our service (the
     /// route's upstream replaced by the direct response).
     FullChainPerRequest,
+    /// Not an Envoy: the seed gateway's verify endpoint alone ([`super::seed`]).
+    SeedVerify,
 }
 
 impl Kind {
@@ -45,6 +47,7 @@ impl Kind {
             Kind::FilterOnly => "filter_only".into(),
             Kind::FilterUncached { alg } => format!("filter_uncached_{}", alg.to_lowercase()),
             Kind::FullChainPerRequest => "full_chain_per_request".into(),
+            Kind::SeedVerify => "seed_verify".into(),
         }
     }
 }
@@ -109,6 +112,7 @@ pub fn bootstrap(kind: Kind, inputs: &Inputs<'_>, port: u16, side_port: u16) -> 
             add_side_jwks(&mut doc, inputs.side_jwks, side_port)?;
         }
         Kind::FullChainPerRequest => keep(&[CORS, TOKEN_FILTER, EXT_AUTHZ, ROUTER], filters),
+        Kind::SeedVerify => bail!("the seed scenario has no Envoy"),
     }
     Ok(serde_yaml_ng::to_string(&doc)?)
 }
