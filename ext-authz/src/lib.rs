@@ -11,9 +11,12 @@
 //! - [`state`] — the in-memory state, swapped atomically; [`store`] keeps it current from
 //!   Redis (load, pub/sub events, periodic resync); [`reload`] follows the config file.
 //! - [`service`] — `Authorization/Check`; [`response`] puts a decision on the wire.
+//! - [`decisions`] — `mcp_auth.v1.Decisions`, the fast path: the same decision asked by the
+//!   filter on a cache miss, and invalidations pushed to it.
 //! - [`serve()`] — everything together, with the gRPC health service.
 
 pub mod decision;
+pub mod decisions;
 pub mod facts;
 pub mod policy;
 pub mod reload;

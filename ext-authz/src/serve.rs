@@ -14,6 +14,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::decisions::{DecisionsServer, DecisionsService};
 use crate::reload::{ConfigLoadError, ConfigSource};
 use crate::service::AuthorizationService;
 use crate::state::Shared;
@@ -41,7 +42,8 @@ pub enum ServeError {
 ///
 /// Loads the gateway config from `config_path` (with `env` overrides) and follows it: on
 /// `SIGHUP` and on file change it is reloaded, a bad new file being logged and the old config
-/// kept. Serves `envoy.service.auth.v3.Authorization` and the standard gRPC health service,
+/// kept. Serves `envoy.service.auth.v3.Authorization`, `mcp_auth.v1.Decisions` (fast mode)
+/// and the standard gRPC health service,
 /// whose `""` and `envoy.service.auth.v3.Authorization` entries are `NOT_SERVING` until the
 /// state has been loaded from Redis (and again whenever Redis has been silent past
 /// `ext_authz.redis_grace`), `SERVING` otherwise. Redis being down at start is not an error:
@@ -71,11 +73,24 @@ pub async fn serve(
         tokio::spawn(track_health(shared.clone(), reporter)),
     ]);
 
+    // Dropped or signalled when the server stops: invalidation streams end first, so they
+    // neither outlive it nor hold up its graceful shutdown.
+    let (closing, closing_watch) = tokio::sync::watch::channel(());
+    let shutdown = async move {
+        shutdown.await;
+        let _ = closing.send(());
+    };
     let address = listener.local_addr().ok();
     tracing::info!(?address, "ext_authz serving");
     tonic::transport::Server::builder()
         .add_service(health_service)
-        .add_service(AuthorizationServer::new(AuthorizationService::new(shared)))
+        .add_service(AuthorizationServer::new(AuthorizationService::new(
+            shared.clone(),
+        )))
+        .add_service(DecisionsServer::new(DecisionsService::new(
+            shared,
+            closing_watch,
+        )))
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
             shutdown,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use mcp_auth_proto::store::{RevocationEvent, RevocationTarget, UserRecord};
+use tokio::sync::broadcast;
 
 use crate::settings::Settings;
 
@@ -144,10 +145,24 @@ pub struct View {
     pub store: Arc<StoreSnapshot>,
 }
 
+/// A change of the state that voids decisions made before it (pushed to fast-mode filters,
+/// [`crate::decisions`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// One more revocation.
+    Revoked(RevocationEvent),
+    /// Anything else: a config reload, a resync that found what events had not said.
+    Flush(&'static str),
+}
+
+/// Changes buffered per slow watcher before it is told to flush everything instead.
+const CHANGE_BUFFER: usize = 4_096;
+
 /// The state shared by the gRPC service, the store task and the config reloader.
 #[derive(Debug)]
 pub struct Shared {
     settings: ArcSwap<Settings>,
+    changes: broadcast::Sender<Change>,
     store: ArcSwapOption<StoreSnapshot>,
     /// Reference for [`Shared::last_contact`]; `Instant`s cannot be stored atomically.
     epoch: Instant,
@@ -161,6 +176,7 @@ impl Shared {
     pub fn new(settings: Settings) -> Self {
         Self {
             settings: ArcSwap::from_pointee(settings),
+            changes: broadcast::channel(CHANGE_BUFFER).0,
             store: ArcSwapOption::empty(),
             epoch: Instant::now(),
             last_contact: AtomicU64::new(0),
@@ -175,6 +191,17 @@ impl Shared {
     /// Replaces the compiled config (reload).
     pub fn set_settings(&self, settings: Settings) {
         self.settings.store(Arc::new(settings));
+        self.announce(Change::Flush("config reloaded"));
+    }
+
+    /// Every change from now on, in order.
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+
+    fn announce(&self, change: Change) {
+        // An error only means nobody is watching.
+        let _ = self.changes.send(change);
     }
 
     /// The state to answer a Check at `now`, or why there is none.
@@ -214,8 +241,13 @@ impl Shared {
     }
 
     /// Installs a freshly loaded snapshot (start, resync, reconnect).
+    /// When it differs from what events had built, decisions made on the old one are void.
     pub fn install(&self, snapshot: StoreSnapshot) {
-        self.store.store(Some(Arc::new(snapshot)));
+        let previous = self.store.swap(Some(Arc::new(snapshot)));
+        let current = self.store.load();
+        if previous.is_some() && previous.as_deref() != current.as_deref() {
+            self.announce(Change::Flush("state resynced from Redis"));
+        }
     }
 
     /// The current store snapshot, if one was loaded.
@@ -227,6 +259,7 @@ impl Shared {
     /// load are dropped: the load that follows reads them from their keys.
     pub fn apply(&self, event: &RevocationEvent) {
         self.update(|snapshot| snapshot.revocations.insert(event));
+        self.announce(Change::Revoked(event.clone()));
     }
 
     /// Drops revocations that expired at `now` (copying the snapshot only when one did).

@@ -10,6 +10,8 @@
 //! - Key rotation: the owner clears the cache when a new key set drops a key.
 //! - Bounded: when full, the oldest entry goes (insertion order; old entries are also the
 //!   first to expire).
+//! - Generic over the key (a token hash, or a token hash and a route for fast-mode
+//!   decisions) and over the time unit: `expires_at` and `now` only need to agree.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -61,14 +63,15 @@ struct Entry<V> {
 }
 
 /// Bounded map from token hash to a verified value, each entry alive until its expiry.
-pub struct TokenCache<V> {
-    entries: HashMap<TokenHash, Entry<V>, BuildHasherDefault<PrefixHasher>>,
-    /// Insertion order; holds exactly the keys of `entries`.
-    order: VecDeque<TokenHash>,
+pub struct TokenCache<V, K = TokenHash> {
+    entries: HashMap<K, Entry<V>, BuildHasherDefault<PrefixHasher>>,
+    /// Insertion order; holds the keys of `entries` (and keys removed by [`TokenCache::retain`],
+    /// skipped when they come up for eviction).
+    order: VecDeque<K>,
     capacity: usize,
 }
 
-impl<V> TokenCache<V> {
+impl<V, K: Hash + Eq + Copy> TokenCache<V, K> {
     pub fn new(capacity: usize) -> Self {
         Self {
             entries: HashMap::default(),
@@ -78,7 +81,7 @@ impl<V> TokenCache<V> {
     }
 
     /// The value cached for `key`, if it has not expired at `now`.
-    pub fn get(&self, key: &TokenHash, now: u64) -> Option<&V> {
+    pub fn get(&self, key: &K, now: u64) -> Option<&V> {
         self.entries
             .get(key)
             .filter(|entry| now < entry.expires_at)
@@ -86,7 +89,7 @@ impl<V> TokenCache<V> {
     }
 
     /// Remembers `value` until `expires_at`; evicts the oldest entry when full.
-    pub fn insert(&mut self, key: TokenHash, value: V, expires_at: u64, now: u64) {
+    pub fn insert(&mut self, key: K, value: V, expires_at: u64, now: u64) {
         if self.capacity == 0 || expires_at <= now {
             return;
         }
@@ -102,8 +105,18 @@ impl<V> TokenCache<V> {
                 None => break,
             }
         }
+        if self.order.len() >= self.capacity.saturating_mul(2) {
+            // Keys `retain` dropped: forget them before the queue outgrows the bound.
+            let entries = &self.entries;
+            self.order.retain(|key| entries.contains_key(key));
+        }
         self.entries.insert(key, Entry { value, expires_at });
         self.order.push_back(key);
+    }
+
+    /// Keeps only the entries `keep` says yes to.
+    pub fn retain(&mut self, mut keep: impl FnMut(&V) -> bool) {
+        self.entries.retain(|_, entry| keep(&entry.value));
     }
 
     /// Forgets everything (a key left the key set).
@@ -177,6 +190,33 @@ mod tests {
         }
         assert_eq!(cache.len(), 100);
         assert_eq!(cache.order.len(), 100);
+    }
+
+    #[test]
+    fn retain_drops_entries_and_their_turn_in_the_queue() {
+        let mut cache = TokenCache::new(2);
+        cache.insert(key(1), 1, 100, 0);
+        cache.insert(key(2), 2, 100, 0);
+        cache.retain(|v| *v != 1);
+        assert_eq!(cache.get(&key(1), 0), None);
+        cache.insert(key(3), 3, 100, 0);
+        // key(1)'s stale place in the queue was not mistaken for a live entry.
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.get(&key(2), 0), Some(&2));
+        for i in 4..100 {
+            cache.insert(key(i), i, 100, 0);
+        }
+        assert!(cache.order.len() <= 4, "{}", cache.order.len());
+    }
+
+    #[test]
+    fn keys_may_be_a_token_and_a_route() {
+        let mut cache: TokenCache<&str, (TokenHash, u32)> = TokenCache::new(4);
+        cache.insert((key(1), 0), "a", 100, 0);
+        cache.insert((key(1), 1), "b", 100, 0);
+        assert_eq!(cache.get(&(key(1), 0), 0), Some(&"a"));
+        assert_eq!(cache.get(&(key(1), 1), 0), Some(&"b"));
+        assert_eq!(cache.get(&(key(2), 0), 0), None);
     }
 
     #[test]

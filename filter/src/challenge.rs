@@ -6,7 +6,7 @@
 //! - bad request (two headers, token in the query): `400`, `error="invalid_request"`;
 //! - too few scopes: `403`, `error="insufficient_scope"` and every scope the route needs;
 //! - disallowed `Origin`, route without policy: `403 access_denied`, no challenge;
-//! - no keys yet: `503 temporarily_unavailable`.
+//! - no keys yet, or (fast mode) no answer from ext_authz: `503 temporarily_unavailable`.
 
 use mcp_auth_proto::oauth_error::{ErrorCode, ErrorResponse};
 
@@ -100,6 +100,16 @@ pub fn keys_unavailable() -> Denial {
             "The token signing keys are not available yet; retry later",
         )
     }
+}
+
+/// Fast mode: ext_authz could not be asked, or gave no usable answer. Fail closed, as
+/// Envoy's ext_authz filter does in per-request mode (`status_on_error: 503`).
+pub fn decisions_unavailable() -> Denial {
+    plain(
+        503,
+        ErrorCode::TemporarilyUnavailable,
+        "The authorization service is not available; retry later",
+    )
 }
 
 /// The filter itself is not usable (no configuration).

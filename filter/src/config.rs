@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use mcp_auth_proto::decisions::EnvoyGrpcService;
 use mcp_auth_proto::filter_config::{FilterConfig, JwksSource, RoutePolicy};
 
 /// Upper bound of `clock_leeway_secs`: more would keep expired tokens alive noticeably.
@@ -34,7 +35,19 @@ pub struct Config {
     pub token_cache_entries: usize,
     /// Where the JWKS comes from.
     pub jwks: JwksSource,
+    /// Fast mode: where decisions come from; `None` in per-request mode.
+    pub decisions: Option<Decisions>,
     routes: HashMap<String, Rc<Route>>,
+}
+
+/// Fast mode's upstream, ready for the host calls.
+#[derive(Debug)]
+pub struct Decisions {
+    /// What the host takes as the upstream of a gRPC call or stream: an encoded
+    /// `GrpcService` naming the cluster (or the bare name, where that would not be UTF-8).
+    pub upstream: String,
+    pub timeout_ms: u64,
+    pub stream_loss_grace_ms: u64,
 }
 
 /// One protected route, with what its answers need precomputed.
@@ -45,6 +58,8 @@ pub struct Route {
     pub scope_param: String,
     /// The route's part of the hand-off header value (`;svc=<route>`).
     pub handoff_service: String,
+    /// Index of the route in the configuration (part of fast mode's cache key).
+    pub ordinal: u32,
 }
 
 impl Config {
@@ -101,6 +116,25 @@ impl Config {
             ));
         }
 
+        let decisions = match config.decisions {
+            None => None,
+            Some(source) => {
+                non_empty("decisions.cluster", &source.cluster)?;
+                if source.timeout_ms == 0 {
+                    return Err(invalid(
+                        "decisions.timeout_ms",
+                        "must be at least 1".to_owned(),
+                    ));
+                }
+                let encoded = EnvoyGrpcService::encode_for_cluster(&source.cluster);
+                Some(Decisions {
+                    upstream: String::from_utf8(encoded).unwrap_or(source.cluster),
+                    timeout_ms: source.timeout_ms,
+                    stream_loss_grace_ms: source.stream_loss_grace_ms,
+                })
+            }
+        };
+
         let mut routes = HashMap::with_capacity(config.routes.len());
         for (i, policy) in config.routes.into_iter().enumerate() {
             let field = |name: &str| format!("routes[{i}].{name}");
@@ -128,6 +162,7 @@ impl Config {
             let name = policy.route.clone();
             let route = Rc::new(Route {
                 handoff_service: mcp_auth_proto::handoff::service_field(&policy.route),
+                ordinal: u32::try_from(i).unwrap_or(u32::MAX),
                 policy,
                 scope_param,
             });
@@ -144,6 +179,7 @@ impl Config {
             clock_leeway_secs: config.clock_leeway_secs,
             token_cache_entries: config.token_cache_entries,
             jwks: config.jwks,
+            decisions,
             routes,
         })
     }

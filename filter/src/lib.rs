@@ -10,6 +10,7 @@ pub mod bearer;
 pub mod cache;
 pub mod challenge;
 pub mod config;
+pub mod fast;
 mod http;
 pub mod jwks;
 mod root;

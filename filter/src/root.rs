@@ -7,17 +7,28 @@
 //! - `<prefix>/fetch`: the [`FetchSchedule`]; a worker claims a fetch by CAS on it.
 //!
 //! A failed fetch, or a document without usable keys, never replaces the last good keys.
+//!
+//! In fast mode each worker's root context also keeps one invalidation stream open to
+//! ext_authz (`mcp_auth.v1.Decisions/WatchInvalidations`) and feeds what it says to the
+//! worker's [`crate::fast::FastPath`]; a stream that closes, never becomes ready, or falls
+//! silent is reopened on a later tick.
 
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use log::{debug, error, info, warn};
+use mcp_auth_proto::decisions::{
+    HEARTBEAT_INTERVAL_MS, Invalidation, MISSED_HEARTBEATS, SERVICE, WATCH_INVALIDATIONS,
+    WatchRequest,
+};
+use prost::Message as _;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{ContextType, MetricType, Status};
+use proxy_wasm::types::{BufferType, ContextType, MetricType, Status};
 use sha2::{Digest as _, Sha256};
 
 use crate::config::Config;
+use crate::fast::{StreamState, StreamVerdict};
 use crate::http::FilterRequest;
 use crate::jwks::{KeySet, MAX_JWKS_BYTES};
 use crate::schedule::{FetchOutcome, FetchSchedule};
@@ -42,12 +53,23 @@ pub struct FilterRoot {
     slow_tick: bool,
     /// The [`VM_MEMORY_METRIC`] gauge, once defined.
     memory_metric: Option<u32>,
+    /// Fast mode: the open invalidation stream and when it was opened.
+    stream: Option<(u32, u64)>,
 }
+
+/// How long a new stream may take to say `ready` before it is reopened.
+const STREAM_READY_TIMEOUT_MS: u64 = (HEARTBEAT_INTERVAL_MS * MISSED_HEARTBEATS) as u64;
+/// Largest invalidation message read (ids are short; anything bigger is not ours).
+const MAX_INVALIDATION_BYTES: usize = 64 * 1024;
 
 /// Gauge of this VM's linear memory in bytes (Envoy shows it as
 /// `wasmcustom.mcp_auth_filter_vm_memory_bytes`): what the filter's heap, cache and keys
 /// take, read by `cargo xtask bench`.
 const VM_MEMORY_METRIC: &str = "mcp_auth_filter_vm_memory_bytes";
+
+/// Counter of the `Decide` calls fast mode made (`wasmcustom.mcp_auth_filter_decide_calls`):
+/// one per token, route and worker while the invalidation stream is up.
+const DECIDE_CALLS_METRIC: &str = "mcp_auth_filter_decide_calls";
 
 /// Size of the VM's linear memory (the module's whole heap).
 fn linear_memory_bytes() -> u64 {
@@ -86,6 +108,49 @@ impl SharedKeys {
 }
 
 impl Context for FilterRoot {
+    fn on_grpc_stream_message(&mut self, token_id: u32, message_size: usize) {
+        if self.stream.map(|(token, _)| token) != Some(token_id) {
+            return;
+        }
+        let Some(fast) = self.worker.as_ref().and_then(|w| w.fast.as_ref()) else {
+            return;
+        };
+        let message = (message_size <= MAX_INVALIDATION_BYTES)
+            .then(|| hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, message_size))
+            .and_then(|read| read.ok().flatten())
+            .and_then(|bytes| Invalidation::decode(bytes.as_slice()).ok());
+        let now = self.now_ms();
+        match message {
+            Some(message) => {
+                debug!("invalidation stream: {:?}", message.event);
+                let was_up = matches!(fast.borrow().stream(), StreamState::Up { .. });
+                fast.borrow_mut().on_message(&message, now);
+                if !was_up && matches!(fast.borrow().stream(), StreamState::Up { .. }) {
+                    info!("invalidation stream to ext_authz is live: caching decisions");
+                }
+            }
+            None => {
+                warn!("invalidation stream: unreadable message of {message_size} bytes; reopening");
+                let _ = hostcalls::cancel_grpc_stream(token_id);
+                self.stream = None;
+                fast.borrow_mut().on_stream_lost(now);
+            }
+        }
+    }
+
+    fn on_grpc_stream_close(&mut self, token_id: u32, status_code: u32) {
+        if self.stream.map(|(token, _)| token) != Some(token_id) {
+            return;
+        }
+        self.stream = None;
+        if let Some(fast) = self.worker.as_ref().and_then(|w| w.fast.as_ref()) {
+            warn!(
+                "invalidation stream to ext_authz closed (gRPC status {status_code}); cached decisions end soon, reconnecting"
+            );
+            fast.borrow_mut().on_stream_lost(self.now_ms());
+        }
+    }
+
     fn on_http_call_response(
         &mut self,
         token_id: u32,
@@ -201,6 +266,7 @@ impl RootContext for FilterRoot {
             return;
         };
         self.maybe_fetch(worker.take_key_refresh_request());
+        self.keep_stream_open();
         if !self.slow_tick && worker.has_keys() {
             self.set_tick_period(TICK);
             self.slow_tick = true;
@@ -223,6 +289,14 @@ impl FilterRoot {
         }
         if let Some(metric) = self.memory_metric {
             let _ = hostcalls::record_metric(metric, linear_memory_bytes());
+        }
+        if let Some(worker) = &self.worker
+            && worker.fast.is_some()
+            && worker.decide_calls_metric.get().is_none()
+        {
+            worker
+                .decide_calls_metric
+                .set(hostcalls::define_metric(MetricType::Counter, DECIDE_CALLS_METRIC).ok());
         }
     }
 
@@ -321,6 +395,62 @@ impl FilterRoot {
                     last_attempt_ms: now,
                     next_due_ms: now,
                 });
+            }
+        }
+    }
+
+    /// Fast mode: opens the invalidation stream if none is open, and replaces one that never
+    /// became ready or fell silent.
+    fn keep_stream_open(&mut self) {
+        let Some(worker) = self.worker.clone() else {
+            return;
+        };
+        let (Some(fast), Some(decisions)) =
+            (worker.fast.as_ref(), worker.config.decisions.as_ref())
+        else {
+            return;
+        };
+        let now = self.now_ms();
+        if let Some((token, opened_at)) = self.stream {
+            let state = fast.borrow().stream();
+            let stuck = match state {
+                StreamState::Up { .. } => fast.borrow().check_stream(now) == StreamVerdict::Reopen,
+                StreamState::Down { .. } => now.saturating_sub(opened_at) > STREAM_READY_TIMEOUT_MS,
+            };
+            if !stuck {
+                return;
+            }
+            warn!("invalidation stream to ext_authz is silent; reopening it");
+            let _ = hostcalls::cancel_grpc_stream(token);
+            self.stream = None;
+            fast.borrow_mut().on_stream_lost(now);
+        }
+        let token = match hostcalls::open_grpc_stream(
+            &decisions.upstream,
+            SERVICE,
+            WATCH_INVALIDATIONS,
+            Vec::new(),
+        ) {
+            Ok(token) => token,
+            Err(status) => {
+                debug!("cannot open the invalidation stream yet: {status:?}");
+                return;
+            }
+        };
+        let watcher = hostcalls::get_property(vec!["node", "id"])
+            .ok()
+            .flatten()
+            .map(|id| String::from_utf8_lossy(&id).into_owned())
+            .unwrap_or_default();
+        let request = WatchRequest {
+            watcher: format!("mcp-auth-filter {watcher}"),
+        };
+        // One request message, then half-close: the server streams from there.
+        match hostcalls::send_grpc_stream_message(token, Some(&request.encode_to_vec()), true) {
+            Ok(()) => self.stream = Some((token, now)),
+            Err(status) => {
+                warn!("cannot start the invalidation stream: {status:?}");
+                let _ = hostcalls::cancel_grpc_stream(token);
             }
         }
     }

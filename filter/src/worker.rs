@@ -11,6 +11,7 @@ use crate::bearer::bearer_token;
 use crate::cache::{TokenCache, TokenHash};
 use crate::challenge::{self, Denial};
 use crate::config::{Config, Route};
+use crate::fast::FastPath;
 use crate::jwks::KeySet;
 use crate::verify::{
     Expectations, RouteError, VerifiedToken, authorize_for_route, verify_access_token,
@@ -31,6 +32,8 @@ pub struct RequestFacts<'a> {
 pub struct Admitted {
     pub route: Rc<Route>,
     pub token: Rc<VerifiedToken>,
+    /// SHA-256 of the bearer token (fast mode's cache key, with the route).
+    pub token_hash: TokenHash,
 }
 
 /// A request that is answered by the filter, and why (for the log; never holds the token).
@@ -53,11 +56,23 @@ pub struct Worker {
     keys: RefCell<Option<Rc<KeySet>>>,
     cache: RefCell<TokenCache<Rc<VerifiedToken>>>,
     key_refresh_wanted: Cell<bool>,
+    /// Fast mode's decisions and stream state; `None` in per-request mode.
+    pub fast: Option<RefCell<FastPath>>,
+    /// Fast mode: the counter of `Decide` calls (cache misses), once the root defined it.
+    pub decide_calls_metric: Cell<Option<u32>>,
 }
 
 impl Worker {
     pub fn new(config: Rc<Config>, cache_capacity: usize) -> Self {
+        let fast = config.decisions.as_ref().map(|decisions| {
+            RefCell::new(FastPath::new(
+                cache_capacity,
+                decisions.stream_loss_grace_ms,
+            ))
+        });
         Self {
+            fast,
+            decide_calls_metric: Cell::new(None),
             config,
             keys: RefCell::new(None),
             cache: RefCell::new(TokenCache::new(cache_capacity)),
@@ -132,7 +147,8 @@ impl Worker {
             }
         };
 
-        let verified = self.verified_token(route, token, now)?;
+        let token_hash = TokenHash::of(token);
+        let verified = self.verified_token(route, token, token_hash, now)?;
         match authorize_for_route(
             &verified,
             &route.policy.resource,
@@ -141,6 +157,7 @@ impl Worker {
             Ok(()) => Ok(Admitted {
                 route: Rc::clone(route),
                 token: verified,
+                token_hash,
             }),
             Err(err @ RouteError::WrongAudience) => Err(refused(
                 challenge::invalid_token(route, "The access token is for another resource"),
@@ -161,9 +178,9 @@ impl Worker {
         &self,
         route: &Route,
         token: &str,
+        hash: TokenHash,
         now: u64,
     ) -> Result<Rc<VerifiedToken>, Refused> {
-        let hash = TokenHash::of(token);
         if let Some(verified) = self.cache.borrow().get(&hash, now) {
             return Ok(Rc::clone(verified));
         }

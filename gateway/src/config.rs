@@ -130,6 +130,27 @@ pub struct ExtAuthzConfig {
     /// Names of the identity headers the MCP server receives.
     #[serde(default)]
     pub identity_headers: IdentityHeaders,
+    /// How requests are put to ext_authz: `per_request` (default) or `fast`.
+    #[serde(default)]
+    pub mode: ExtAuthzMode,
+    /// Fast mode: how long cached decisions still count once the invalidation stream from
+    /// ext_authz is lost; after that every request is decided by ext_authz again.
+    #[serde(default = "default_stream_loss_grace", with = "humantime_serde")]
+    pub stream_loss_grace: Duration,
+}
+
+/// How requests are put to ext_authz.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExtAuthzMode {
+    /// Envoy's `ext_authz` filter calls `Authorization/Check` for every request: the mode an
+    /// Istio `CUSTOM` provider uses too.
+    #[default]
+    PerRequest,
+    /// The token filter asks ext_authz (`mcp_auth.v1.Decisions/Decide`) only for the first
+    /// request of a token on a service, per Envoy worker, and reuses the decision until it
+    /// expires or ext_authz pushes an invalidation over a long-lived stream.
+    Fast,
 }
 
 /// Identity headers set for the MCP server (client-sent copies are removed first).
@@ -285,6 +306,8 @@ impl Default for ExtAuthzConfig {
             redis_grace: default_redis_grace(),
             resync_interval: default_resync(),
             identity_headers: IdentityHeaders::default(),
+            mode: ExtAuthzMode::default(),
+            stream_loss_grace: default_stream_loss_grace(),
         }
     }
 }
@@ -350,6 +373,9 @@ fn default_redis_grace() -> Duration {
 }
 fn default_resync() -> Duration {
     Duration::from_secs(30)
+}
+fn default_stream_loss_grace() -> Duration {
+    Duration::from_secs(3)
 }
 fn default_user_id_header() -> String {
     mcp_auth_proto::headers::DEFAULT_IDENTITY_USER_ID.to_owned()

@@ -10,6 +10,7 @@ use mcp_auth_proto::paths::{self, AUTHSERVER_PUBLIC_PATHS, PathMatch};
 use serde::Serialize;
 
 use crate::GatewayConfig;
+use crate::config::ExtAuthzMode;
 use crate::endpoint::Endpoint;
 use crate::filter_config::filter_config;
 
@@ -61,6 +62,9 @@ struct Context {
     cors_allow_headers: &'static str,
     cors_expose_headers: &'static str,
     ext_authz_filter_name: &'static str,
+    /// Envoy's ext_authz filter is in the chain (per-request mode); in fast mode the token
+    /// filter asks ext_authz itself.
+    ext_authz_per_request: bool,
     filter_config_json: String,
     ext_authz_cluster: &'static str,
     ext_authz_timeout: String,
@@ -126,6 +130,7 @@ pub fn render(config: &GatewayConfig, options: &RenderOptions) -> Result<String,
         cors_allow_headers: CORS_ALLOW_HEADERS,
         cors_expose_headers: CORS_EXPOSE_HEADERS,
         ext_authz_filter_name: EXT_AUTHZ_FILTER_NAME,
+        ext_authz_per_request: config.ext_authz.mode == ExtAuthzMode::PerRequest,
         filter_config_json: serde_json::to_string(&filter_config(config))?,
         ext_authz_cluster: EXT_AUTHZ_CLUSTER,
         ext_authz_timeout: seconds(config.ext_authz.timeout),

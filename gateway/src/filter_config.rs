@@ -1,10 +1,11 @@
 //! Derives the filter's plugin config from the gateway config.
 
-use mcp_auth_proto::filter_config::{FilterConfig, JwksSource, RoutePolicy};
+use mcp_auth_proto::filter_config::{DecisionSource, FilterConfig, JwksSource, RoutePolicy};
 use mcp_auth_proto::paths::JWKS;
 
 use crate::GatewayConfig;
-use crate::envoy::AUTHSERVER_CLUSTER;
+use crate::config::ExtAuthzMode;
+use crate::envoy::{AUTHSERVER_CLUSTER, EXT_AUTHZ_CLUSTER};
 
 /// Timeout of one JWKS fetch from inside Envoy.
 const JWKS_FETCH_TIMEOUT_MS: u64 = 5_000;
@@ -33,5 +34,14 @@ pub fn filter_config(config: &GatewayConfig) -> FilterConfig {
                 allowed_origins: service.allowed_origins.clone(),
             })
             .collect(),
+        decisions: (config.ext_authz.mode == ExtAuthzMode::Fast).then(|| DecisionSource {
+            cluster: EXT_AUTHZ_CLUSTER.to_owned(),
+            timeout_ms: millis(config.ext_authz.timeout),
+            stream_loss_grace_ms: millis(config.ext_authz.stream_loss_grace),
+        }),
     }
+}
+
+fn millis(duration: std::time::Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

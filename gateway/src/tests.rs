@@ -187,6 +187,59 @@ fn rendered_bootstrap_is_yaml_with_every_route_and_cluster() {
 }
 
 #[test]
+fn fast_mode_leaves_envoys_ext_authz_filter_out_and_tells_the_token_filter_where_to_ask() {
+    let per_request = GatewayConfig::from_yaml(MINIMAL).unwrap();
+    assert_eq!(filter_config(&per_request).decisions, None);
+    let fast = GatewayConfig::from_yaml(&MINIMAL.replace(
+        "services:",
+        "ext_authz: { mode: fast, stream_loss_grace: 2s, timeout: 300ms }\nservices:",
+    ))
+    .unwrap();
+    let decisions = filter_config(&fast).decisions.unwrap();
+    assert_eq!(decisions.cluster, crate::envoy::EXT_AUTHZ_CLUSTER);
+    assert_eq!(decisions.timeout_ms, 300);
+    assert_eq!(decisions.stream_loss_grace_ms, 2_000);
+    let options = RenderOptions {
+        wasm_path: "/x/filter.wasm".into(),
+        access_log: false,
+    };
+    let names = |config: &GatewayConfig| -> Vec<String> {
+        let doc: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(&render(config, &options).unwrap()).unwrap();
+        doc["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+            ["http_filters"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(names(&per_request).contains(&crate::envoy::EXT_AUTHZ_FILTER_NAME.to_owned()));
+    let fast_names = names(&fast);
+    assert!(!fast_names.contains(&crate::envoy::EXT_AUTHZ_FILTER_NAME.to_owned()));
+    assert!(fast_names.contains(&crate::envoy::WASM_FILTER_NAME.to_owned()));
+    // The ext_authz cluster stays: the token filter calls it.
+    assert!(
+        render(&fast, &options)
+            .unwrap()
+            .contains(crate::envoy::EXT_AUTHZ_CLUSTER)
+    );
+}
+
+#[test]
+fn a_stream_loss_grace_over_a_minute_is_refused() {
+    let err = GatewayConfig::from_yaml(&MINIMAL.replace(
+        "services:",
+        "ext_authz: { stream_loss_grace: 61s }\nservices:",
+    ))
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("ext_authz.stream_loss_grace"),
+        "{err}"
+    );
+}
+
+#[test]
 fn environment_overrides_the_global_allow_list_and_redis() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gateway.yaml");

@@ -16,6 +16,7 @@ use crate::endpoint::Endpoint;
 use crate::service::{Service, Transport};
 
 const MAX_CLOCK_LEEWAY: Duration = Duration::from_secs(60);
+const MAX_STREAM_LOSS_GRACE: Duration = Duration::from_secs(60);
 const MAX_CODE_TTL: Duration = Duration::from_secs(600);
 const MAX_SERVICE_NAME: usize = 40;
 /// RFC 6749 §3.3 / MCP: never advertised by a resource.
@@ -172,6 +173,12 @@ fn validate_durations(config: &GatewayConfig) -> Result<(), ConfigError> {
     }
     if config.ext_authz.timeout.is_zero() {
         return Err(invalid("ext_authz.timeout", "must be more than 0s"));
+    }
+    if config.ext_authz.stream_loss_grace > MAX_STREAM_LOSS_GRACE {
+        return Err(invalid(
+            "ext_authz.stream_loss_grace",
+            "must be at most 60s: decisions would outlive a lost invalidation stream too long",
+        ));
     }
     if config.ext_authz.resync_interval < Duration::from_secs(1) {
         return Err(invalid("ext_authz.resync_interval", "must be at least 1s"));

@@ -22,6 +22,23 @@ pub struct FilterConfig {
     pub token_cache_entries: usize,
     /// One entry per MCP service, looked up by the Envoy route name.
     pub routes: Vec<RoutePolicy>,
+    /// Fast mode: the filter asks ext_authz itself and caches its decisions
+    /// ([`crate::decisions`]); absent, Envoy's ext_authz filter asks on every request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decisions: Option<DecisionSource>,
+}
+
+/// Where the filter asks for decisions in fast mode (`dispatch_grpc_call`,
+/// `open_grpc_stream`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionSource {
+    /// Envoy cluster of ext_authz (HTTP/2).
+    pub cluster: String,
+    /// Deadline of one `Decide`, in milliseconds.
+    pub timeout_ms: u64,
+    /// How long cached decisions still count after the invalidation stream is lost.
+    pub stream_loss_grace_ms: u64,
 }
 
 /// Where and how often the JWKS is fetched (`dispatch_http_call`).

@@ -5,6 +5,7 @@
 //! as the authorization server and the ext_authz service.
 
 pub mod claims;
+pub mod decisions;
 pub mod filter_config;
 pub mod handoff;
 pub mod headers;

@@ -167,6 +167,20 @@ impl Envoy {
         self.admin
     }
 
+    /// The value of the counter or gauge `name` in the admin `/stats`, if Envoy has it.
+    pub async fn stat(&self, name: &str) -> Result<Option<u64>> {
+        let text = reqwest::get(format!("http://{}/stats?filter=^{name}$", self.admin))
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        Ok(text
+            .lines()
+            .filter_map(|line| line.split_once(": "))
+            .find(|(key, _)| *key == name)
+            .and_then(|(_, value)| value.trim().parse().ok()))
+    }
+
     /// What Envoy logged so far (for failure messages).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self._dir.path().join("envoy.log")).unwrap_or_default()

@@ -36,6 +36,8 @@ pub struct StackOptions {
     pub extra_services: String,
     /// More top-level gateway config (e.g. `tokens:` or `filter:` settings), as YAML.
     pub extra_config: String,
+    /// Run ext_authz in fast mode (`ext_authz.mode: fast`, a 1 s `stream_loss_grace`).
+    pub fast_mode: bool,
 }
 
 /// A running stack. Dropping it stops everything.
@@ -87,7 +89,7 @@ listener: {{ address: "127.0.0.1:{port}" }}
 admin: {{ address: "127.0.0.1:0" }}
 redis: {{ url: "{redis}", key_prefix: "e2e:" }}
 authserver: {{ listen: "{authserver}", keys_dir: "{keys}" }}
-ext_authz: {{ listen: "{ext_authz}" }}
+ext_authz: {{ listen: "{ext_authz}"{ext_authz_mode} }}
 access: {{ users: ["*"] }}
 {extra_config}
 services:
@@ -100,6 +102,11 @@ services:
             upstream = upstream.url(),
             issuer_path = options.issuer_path,
             extra_config = options.extra_config,
+            ext_authz_mode = if options.fast_mode {
+                ", mode: fast, stream_loss_grace: 1s"
+            } else {
+                ""
+            },
             extra_services = options.extra_services,
         );
         let config_path = dir.path().join("gateway.yaml");

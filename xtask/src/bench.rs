@@ -77,6 +77,7 @@ fn describe(kind: Kind) -> &'static str {
         Kind::FilterOnly => "+ our filter, valid token (cached)",
         Kind::FilterUncached { .. } => "+ our filter, cache off: a signature per request",
         Kind::FullChainPerRequest => "+ our filter + ext_authz per request",
+        Kind::FullChainFast => "+ our filter asking ext_authz on a cache miss (fast mode)",
         Kind::SeedVerify => "the seed's Python verify endpoint alone (RS256 + Redis), no proxy",
     }
 }
@@ -214,6 +215,7 @@ async fn measure(setup: &Setup<'_>) -> Result<Report> {
         Kind::JwtAuthn { cached: true },
         Kind::FilterOnly,
         Kind::FullChainPerRequest,
+        Kind::FullChainFast,
     ];
     kinds.extend(
         forge::ALGS
@@ -225,7 +227,15 @@ async fn measure(setup: &Setup<'_>) -> Result<Report> {
             matches!(k, Kind::Plain | Kind::EmptyWasm) || only.iter().any(|o| *o == k.name())
         });
     }
+    let fast_decisions = {
+        let mut fast = plane.config.clone();
+        fast.ext_authz.mode = mcp_auth_gateway::config::ExtAuthzMode::Fast;
+        mcp_auth_gateway::filter_config::filter_config(&fast)
+            .decisions
+            .context("fast mode renders no decisions source")?
+    };
     let inputs = scenarios::Inputs {
+        fast_decisions: &fast_decisions,
         rendered: &plane.rendered,
         noop_wasm,
         issuer: plane.issuer(),
@@ -352,11 +362,12 @@ async fn measure(setup: &Setup<'_>) -> Result<Report> {
         mode,
         ..Default::default()
     };
+    report.moderate_load = moderate_load(&running, plan)?;
     let mut revocation_urls = vec![plane.mcp_url(&plane.gateway)];
     revocation_urls.extend(
         running
             .iter()
-            .filter(|s| s.kind == Kind::FullChainPerRequest)
+            .filter(|s| matches!(s.kind, Kind::FullChainPerRequest | Kind::FullChainFast))
             .map(|s| s.url.clone()),
     );
     report.revocation_propagation_ms =
@@ -410,10 +421,6 @@ async fn measure(setup: &Setup<'_>) -> Result<Report> {
         procstat::rss_bytes(plane.authserver.pid())?,
     ));
     report.wasm_bytes = std::fs::metadata(filter_wasm)?.len();
-    report.missing.push((
-        "full_chain_fast",
-        "the fast mode (filter asks ext_authz only on a cache miss) is not built yet".into(),
-    ));
     if let Some(reason) = missing_seed {
         report.missing.push(("seed_verify", reason));
     }
@@ -438,6 +445,46 @@ async fn vm_memory(envoy: &Envoy) -> Result<u64> {
         .find_map(|l| l.split_once(": "))
         .and_then(|(_, v)| v.trim().parse().ok())
         .with_context(|| format!("no VM memory gauge in Envoy's stats: {text:?}"))
+}
+
+/// Connections of the moderate-load pass: few enough that requests do not queue behind
+/// each other on the one Envoy worker, so latency shows the filters' own cost.
+const MODERATE_CONNECTIONS: u32 = 4;
+
+/// p50/p99 of plain Envoy, the filter and the whole chain at moderate load, interleaved
+/// over the plan's rounds (medians).
+fn moderate_load(running: &[Running], plan: &Plan) -> Result<Vec<(String, f64, f64)>> {
+    let chosen: Vec<&Running> = running
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.kind,
+                Kind::Plain | Kind::FilterOnly | Kind::FullChainPerRequest | Kind::FullChainFast
+            )
+        })
+        .collect();
+    let mut samples: Vec<(Vec<f64>, Vec<f64>)> = vec![(Vec::new(), Vec::new()); chosen.len()];
+    println!("moderate load ({MODERATE_CONNECTIONS} connections)");
+    for _ in 0..plan.rounds.min(4) {
+        for (scenario, (p50, p99)) in chosen.iter().zip(samples.iter_mut()) {
+            let load = tokio::task::block_in_place(|| {
+                wrk::run(&wrk::LoadSpec {
+                    url: &scenario.url,
+                    script: &scenario.script,
+                    duration: plan.measure,
+                    connections: MODERATE_CONNECTIONS,
+                    cpu: LOAD_CPU,
+                })
+            })?;
+            p50.push(load.p50_ms);
+            p99.push(load.p99_ms);
+        }
+    }
+    Ok(chosen
+        .iter()
+        .zip(samples.iter_mut())
+        .map(|(s, (p50, p99))| (s.kind.name(), median(p50), median(p99)))
+        .collect())
 }
 
 /// A scenario must let the token through (200); anything else would measure a refusal.

@@ -6,6 +6,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 use mcp_auth_gateway::GatewayConfig;
+use mcp_auth_gateway::config::ExtAuthzMode;
 use mcp_auth_gateway::env::{Env, ProcessEnv};
 use mcp_auth_gateway::envoy::{RenderOptions, render};
 
@@ -102,15 +103,24 @@ pub fn validate_all(root: &Path, envoy: &Path, wasm: &Path) -> Result<()> {
             &out_dir.join(format!("{stem}.effective.yaml")),
             &ProcessEnv,
         )?;
-        let bootstrap = out_dir.join(format!("{stem}.envoy.yaml"));
-        render_to(&config, wasm, &bootstrap)?;
-        validate(envoy, &bootstrap)?;
-        println!(
-            "envoy --mode validate: {} OK (from {})",
-            bootstrap.display(),
-            source.display()
-        );
-        checked += 1;
+        // Each config as written, and in the other ext_authz mode: both must be valid.
+        let mut other = config.clone();
+        other.ext_authz.mode = match config.ext_authz.mode {
+            ExtAuthzMode::PerRequest => ExtAuthzMode::Fast,
+            ExtAuthzMode::Fast => ExtAuthzMode::PerRequest,
+        };
+        for (config, suffix) in [(&config, ""), (&other, ".other-mode")] {
+            let bootstrap = out_dir.join(format!("{stem}{suffix}.envoy.yaml"));
+            render_to(config, wasm, &bootstrap)?;
+            validate(envoy, &bootstrap)?;
+            println!(
+                "envoy --mode validate: {} OK (from {}, ext_authz mode {:?})",
+                bootstrap.display(),
+                source.display(),
+                config.ext_authz.mode
+            );
+            checked += 1;
+        }
     }
     anyhow::ensure!(checked > 0, "no gateway config found under envoy/");
     Ok(())

@@ -118,3 +118,36 @@ fn origin_absent_or_listed() {
     assert!(!route.allows_origin(Some("https://evil.example.com")));
     assert!(!route.allows_origin(Some("null")));
 }
+
+#[test]
+fn fast_mode_names_its_cluster_as_an_encoded_grpc_service() {
+    let config = Config::parse(VALID.as_bytes()).unwrap();
+    assert!(config.decisions.is_none());
+    let config = Config::parse(&with(|v| {
+        v["decisions"] = serde_json::json!({
+            "cluster": "mcp_ext_authz", "timeout_ms": 250, "stream_loss_grace_ms": 3000
+        });
+    }))
+    .unwrap();
+    let decisions = config.decisions.unwrap();
+    assert_eq!(
+        decisions.upstream.as_bytes(),
+        EnvoyGrpcService::encode_for_cluster("mcp_ext_authz")
+    );
+    assert_eq!(decisions.timeout_ms, 250);
+    assert_eq!(decisions.stream_loss_grace_ms, 3_000);
+
+    for (field, value) in [("cluster", serde_json::json!("")), ("timeout_ms", 0.into())] {
+        let err = Config::parse(&with(|v| {
+            v["decisions"] = serde_json::json!({
+                "cluster": "c", "timeout_ms": 250, "stream_loss_grace_ms": 3000
+            });
+            v["decisions"][field] = value;
+        }))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains(&format!("decisions.{field}")),
+            "{err}"
+        );
+    }
+}

@@ -1,6 +1,13 @@
 //! ext_authz behind the filter, through real Envoy: what reaches the MCP server (identity
 //! headers, never the bearer token or a client-forged identity) and how fast a revocation
 //! stops a token that the filter alone would still accept.
+//!
+//! Every scenario runs twice: per request (Envoy's ext_authz filter calls `Check`) and in
+//! fast mode (the filter caches ext_authz's decisions and follows its invalidation stream),
+//! with the same expectations.
+
+// Test code: the scenarios shared by both modes fail loudly too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
@@ -35,12 +42,13 @@ async fn post_echo(stack: &Stack, token: &str) -> reqwest::Result<reqwest::Respo
 
 /// A stack with the header-recording `echo` service, octocat signed in at the fake GitHub,
 /// discovery done for the echo resource and a client registered.
-async fn echo_stack() -> anyhow::Result<(Stack, FakeGitHub, Discovered, String)> {
+async fn echo_stack(fast_mode: bool) -> anyhow::Result<(Stack, FakeGitHub, Discovered, String)> {
     let github = FakeGitHub::start("e2e-github-app", "e2e-github-secret").await?;
     github.sign_in(FakeUser::new(583231, "octocat"));
     let stack = Stack::start_with(StackOptions {
         env: github.env(),
         header_echo: true,
+        fast_mode,
         ..Default::default()
     })
     .await?;
@@ -50,9 +58,21 @@ async fn echo_stack() -> anyhow::Result<(Stack, FakeGitHub, Discovered, String)>
     Ok((stack, github, discovered, client_id))
 }
 
+/// Fast mode's counter of `Decide` calls.
+const DECIDE_CALLS: &str = "wasmcustom.mcp_auth_filter_decide_calls";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_mcp_server_gets_identity_headers_never_the_token_and_revocation_stops_it() {
-    let (mut stack, _github, discovered, client_id) = echo_stack().await.unwrap();
+    identity_headers_and_revocation(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_mode_gets_identity_headers_never_the_token_and_revocation_stops_it() {
+    identity_headers_and_revocation(true).await;
+}
+
+async fn identity_headers_and_revocation(fast_mode: bool) {
+    let (mut stack, _github, discovered, client_id) = echo_stack(fast_mode).await.unwrap();
     let back = params(&sign_in(&stack, &discovered, &client_id).await);
     let (status, tokens) = exchange(&discovered, &client_id, &back["code"], VERIFIER).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
@@ -63,7 +83,7 @@ async fn the_mcp_server_gets_identity_headers_never_the_token_and_revocation_sto
     assert_eq!(response.status(), StatusCode::OK);
     let seen = stack.echo.as_ref().unwrap().requests();
     assert_eq!(seen.len(), 1, "{seen:?}");
-    let headers = &seen[0];
+    let headers = &seen[0].clone();
     assert!(
         !headers.contains_key("authorization"),
         "the bearer token reached the MCP server: {headers:?}"
@@ -80,6 +100,29 @@ async fn the_mcp_server_gets_identity_headers_never_the_token_and_revocation_sto
         leaked.is_empty(),
         "hand-off headers reached the MCP server: {leaked:?}"
     );
+    if fast_mode {
+        // The token's decision is cached: more requests ask ext_authz nothing, and each is
+        // stripped and stamped the same way.
+        let asked = stack.envoy.stat(DECIDE_CALLS).await.unwrap();
+        assert_eq!(asked, Some(1), "{}", stack.envoy.log());
+        for _ in 0..5 {
+            assert_eq!(
+                post_echo(&stack, &access).await.unwrap().status(),
+                StatusCode::OK
+            );
+        }
+        assert_eq!(stack.envoy.stat(DECIDE_CALLS).await.unwrap(), asked);
+        let seen = stack.echo.as_ref().unwrap().requests();
+        let last = seen.last().unwrap();
+        assert!(!last.contains_key("authorization"), "{last:?}");
+        assert!(
+            !last.keys().any(|k| k.starts_with("x-mcp-auth")),
+            "{last:?}"
+        );
+        assert_eq!(last["x-mcp-user-login"], "octocat");
+    } else {
+        assert_eq!(stack.envoy.stat(DECIDE_CALLS).await.unwrap(), None);
+    }
 
     // The same token for another service is refused by the filter (audience).
     let other = reqwest::Client::new()
@@ -174,7 +217,16 @@ async fn the_mcp_server_gets_identity_headers_never_the_token_and_revocation_sto
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refresh_reuse_revokes_the_grant_and_allow_list_changes_apply_without_restart() {
-    let (stack, _github, discovered, client_id) = echo_stack().await.unwrap();
+    grant_revocation_and_allow_list(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fast_mode_refresh_reuse_revokes_the_grant_and_allow_list_changes_apply_without_restart() {
+    grant_revocation_and_allow_list(true).await;
+}
+
+async fn grant_revocation_and_allow_list(fast_mode: bool) {
+    let (stack, _github, discovered, client_id) = echo_stack(fast_mode).await.unwrap();
 
     // Grant 1: refresh once, then replay the rotated-out refresh token (AS-11).
     let back = params(&sign_in(&stack, &discovered, &client_id).await);

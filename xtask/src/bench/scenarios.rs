@@ -33,6 +33,9 @@ pub enum Kind {
     /// The whole rendered chain: CORS, our token filter, ext_authz → our service (the
     /// route's upstream replaced by the direct response).
     FullChainPerRequest,
+    /// The fast mode: CORS and our token filter, which asks ext_authz
+    /// (`mcp_auth.v1.Decisions`) only on a cache miss and follows its invalidation stream.
+    FullChainFast,
     /// Not an Envoy: the seed gateway's verify endpoint alone ([`super::seed`]).
     SeedVerify,
 }
@@ -47,6 +50,7 @@ impl Kind {
             Kind::FilterOnly => "filter_only".into(),
             Kind::FilterUncached { alg } => format!("filter_uncached_{}", alg.to_lowercase()),
             Kind::FullChainPerRequest => "full_chain_per_request".into(),
+            Kind::FullChainFast => "full_chain_fast".into(),
             Kind::SeedVerify => "seed_verify".into(),
         }
     }
@@ -63,6 +67,8 @@ pub struct Inputs<'a> {
     pub jwks: &'a str,
     /// The JWKS of the uncached scenarios' keys.
     pub side_jwks: &'a str,
+    /// The filter's `decisions` in fast mode, as the gateway renders them.
+    pub fast_decisions: &'a mcp_auth_proto::filter_config::DecisionSource,
 }
 
 /// The bootstrap of `kind` listening on `port`; `side_port` serves the side JWKS.
@@ -98,23 +104,37 @@ pub fn bootstrap(kind: Kind, inputs: &Inputs<'_>, port: u16, side_port: u16) -> 
         Kind::FilterOnly => keep(&[TOKEN_FILTER, ROUTER], filters),
         Kind::FilterUncached { .. } => {
             keep(&[TOKEN_FILTER, ROUTER], filters);
-            let filter = filters
-                .iter_mut()
-                .find(|f| f["name"] == TOKEN_FILTER)
-                .context("token filter")?;
-            let value = &mut filter["typed_config"]["config"]["configuration"]["value"];
-            let mut config: Value =
-                serde_json::from_str(value.as_str().context("filter configuration")?)?;
-            config["token_cache_entries"] = json!(0);
-            config["jwks"]["cluster"] = json!(SIDE_JWKS);
-            config["jwks"]["authority"] = json!(SIDE_JWKS);
-            *value = json!(config.to_string());
+            edit_filter_config(filters, |config| {
+                config["token_cache_entries"] = json!(0);
+                config["jwks"]["cluster"] = json!(SIDE_JWKS);
+                config["jwks"]["authority"] = json!(SIDE_JWKS);
+            })?;
             add_side_jwks(&mut doc, inputs.side_jwks, side_port)?;
         }
         Kind::FullChainPerRequest => keep(&[CORS, TOKEN_FILTER, EXT_AUTHZ, ROUTER], filters),
+        Kind::FullChainFast => {
+            // What `ext_authz.mode: fast` renders: no ext_authz filter, the token filter told
+            // where to ask (the same ext_authz cluster).
+            keep(&[CORS, TOKEN_FILTER, ROUTER], filters);
+            let decisions = serde_json::to_value(inputs.fast_decisions)?;
+            edit_filter_config(filters, |config| config["decisions"] = decisions)?;
+        }
         Kind::SeedVerify => bail!("the seed scenario has no Envoy"),
     }
     Ok(serde_yaml_ng::to_string(&doc)?)
+}
+
+/// Changes the token filter's plugin configuration (JSON inside the bootstrap's YAML).
+fn edit_filter_config(filters: &mut [Value], edit: impl FnOnce(&mut Value)) -> Result<()> {
+    let filter = filters
+        .iter_mut()
+        .find(|f| f["name"] == TOKEN_FILTER)
+        .context("token filter")?;
+    let value = &mut filter["typed_config"]["config"]["configuration"]["value"];
+    let mut config: Value = serde_json::from_str(value.as_str().context("filter configuration")?)?;
+    edit(&mut config);
+    *value = json!(config.to_string());
+    Ok(())
 }
 
 /// The HTTP connection manager of a listener.
