@@ -194,3 +194,40 @@ async fn a_watch_ends_with_the_server() {
     // Ending at all is the point (with UNAVAILABLE, or as a broken connection).
     eprintln!("the watch ended with {ended:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_that_finds_nothing_new_does_not_flush_watchers() {
+    let redis_server = RedisServer::start();
+    let mut conn = redis(&redis_server).await;
+    let ext_authz = ExtAuthz::start(&config_yaml(&redis_server.url(), "30s", "1s", "['*']")).await;
+    ext_authz.wait_serving().await;
+    let mut client = DecisionsClient::new(ext_authz.channel().await);
+    let mut stream = watch(&mut client).await;
+    revoke(
+        &mut conn,
+        RevocationTarget::User("42".into()),
+        unix_now(),
+        true,
+    )
+    .await;
+    let event = next_event(&mut stream, Duration::from_secs(1)).await;
+    assert!(matches!(event, Event::Revoked(_)), "{event:?}");
+    // Several resyncs (every second) read back what the event said: nothing to flush.
+    let quiet = tokio::time::timeout(
+        Duration::from_millis(3_500),
+        next_event(&mut stream, Duration::from_secs(10)),
+    )
+    .await;
+    assert!(quiet.is_err(), "unexpected {quiet:?}");
+
+    // A revocation written without its event (a missed one) is found by the resync: flush.
+    revoke(
+        &mut conn,
+        RevocationTarget::Client("client-9".into()),
+        unix_now(),
+        false,
+    )
+    .await;
+    let event = next_event(&mut stream, Duration::from_secs(3)).await;
+    assert!(matches!(event, Event::FlushAll(_)), "{event:?}");
+}

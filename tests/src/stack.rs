@@ -40,6 +40,21 @@ pub struct StackOptions {
     pub fast_mode: bool,
 }
 
+fn spawn_ext_authz(
+    config_path: &std::path::Path,
+    env: &Arc<dyn Env>,
+    listener: tokio::net::TcpListener,
+) -> JoinHandle<()> {
+    let (path, env) = (config_path.to_owned(), Arc::clone(env));
+    tokio::spawn(async move {
+        if let Err(err) =
+            mcp_auth_ext_authz::serve(path, env, listener, std::future::pending()).await
+        {
+            eprintln!("ext-authz stopped: {err}");
+        }
+    })
+}
+
 /// A running stack. Dropping it stops everything.
 pub struct Stack {
     pub envoy: Envoy,
@@ -121,19 +136,7 @@ services:
         } else {
             Some(spawn_authserver(&config, &env, authserver_listener).await?)
         };
-        let (xa_path, xa_env) = (config_path.clone(), Arc::clone(&env));
-        let ext_authz_task = tokio::spawn(async move {
-            if let Err(err) = mcp_auth_ext_authz::serve(
-                xa_path,
-                xa_env,
-                ext_authz_listener,
-                std::future::pending(),
-            )
-            .await
-            {
-                eprintln!("ext-authz stopped: {err}");
-            }
-        });
+        let ext_authz_task = spawn_ext_authz(&config_path, &env, ext_authz_listener);
 
         let bootstrap = render(
             &config,
@@ -197,6 +200,14 @@ services:
     /// Stops ext_authz (its task ends and its listener closes), as if the service went down.
     pub fn stop_ext_authz(&mut self) {
         self.ext_authz_task.abort();
+    }
+
+    /// Starts ext_authz again on its address, after [`Stack::stop_ext_authz`].
+    pub async fn restart_ext_authz(&mut self) -> Result<()> {
+        self.ext_authz_task.abort();
+        let listener = tokio::net::TcpListener::bind(self.ext_authz).await?;
+        self.ext_authz_task = spawn_ext_authz(&self.config_path, &self.env, listener);
+        Ok(())
     }
 
     /// The authserver's signing-key directory (what `admin rotate-keys` works on).

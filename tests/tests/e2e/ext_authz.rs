@@ -213,6 +213,33 @@ async fn identity_headers_and_revocation(fast_mode: bool) {
         reached,
         "a request passed without ext_authz"
     );
+
+    // ext_authz back on its address: Envoy recovers by itself (in fast mode the stream
+    // reconnects, and decisions are cached again).
+    stack.restart_ext_authz().await.unwrap();
+    mcp_auth_e2e::poll::until(
+        "requests to pass again once ext_authz is back",
+        Duration::from_secs(10),
+        || async {
+            (post_echo(&stack, &fresh).await.unwrap().status() == StatusCode::OK).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    if fast_mode {
+        mcp_auth_e2e::poll::until(
+            "decisions to be cached again",
+            Duration::from_secs(10),
+            || async {
+                let before = stack.envoy.stat(DECIDE_CALLS).await.unwrap();
+                post_echo(&stack, &fresh).await.unwrap();
+                post_echo(&stack, &fresh).await.unwrap();
+                (stack.envoy.stat(DECIDE_CALLS).await.unwrap() == before).then_some(())
+            },
+        )
+        .await
+        .unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
