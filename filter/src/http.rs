@@ -9,9 +9,10 @@
 //!
 //! Fast mode ([`crate::fast`]): the filter applies ext_authz's decision itself, from its cache
 //! or, on a miss, from a `Decide` call made while the request waits. An allow removes the
-//! bearer token and the gateway's reserved headers and sets the identity headers, exactly as
-//! ext_authz's `CheckResponse` would; a deny is answered with ext_authz's status, headers and
-//! body.
+//! bearer token and sets the identity headers, exactly as ext_authz's `CheckResponse` would
+//! (the reserved `x-mcp-auth*` headers are stripped natively before this filter, by the
+//! gateway's `header_mutation` filter); a deny is answered with ext_authz's status, headers
+//! and body.
 //!
 //! Header values are read as bytes: the SDK's `String` getters panic on non-UTF-8 values,
 //! which a client controls.
@@ -23,7 +24,7 @@ use log::{debug, warn};
 use prost::Message as _;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, MapType};
+use proxy_wasm::types::Action;
 
 use mcp_auth_proto::decisions::{DECIDE, DecideRequest, DecideResponse, SERVICE, Verdict};
 use mcp_auth_proto::handoff::{HANDOFF_HEADER, RESERVED_PREFIX};
@@ -78,12 +79,13 @@ impl FilterRequest {
         worker: &Worker,
         decisions: &Decisions,
         admitted: &Admitted,
+        now_ms: u64,
     ) -> Action {
         let Some(fast) = worker.fast.as_ref() else {
             return self.deny(&challenge::not_configured());
         };
         let key = (admitted.token_hash, admitted.route.ordinal);
-        let cached = fast.borrow().lookup(&key, self.now_ms());
+        let cached = fast.borrow().lookup(&key, now_ms);
         if let Some(verdict) = cached {
             return self.apply(&verdict);
         }
@@ -130,15 +132,11 @@ impl FilterRequest {
     fn apply(&self, verdict: &Verdict) -> Action {
         match verdict {
             Verdict::Allow(allow) => {
+                // The reserved `x-mcp-auth*` namespace was emptied before this filter ran
+                // (the gateway's header-mutation filter): one host call fewer per name.
                 for name in &allow.remove_headers {
-                    self.set_http_request_header(name, None);
-                }
-                // Whatever a client put in the gateway's namespace never goes upstream.
-                if let Ok(headers) = hostcalls::get_map_bytes(MapType::HttpRequestHeaders) {
-                    for (name, _) in headers {
-                        if name.starts_with(RESERVED_PREFIX) {
-                            self.set_http_request_header(&name, None);
-                        }
+                    if !name.starts_with(RESERVED_PREFIX) {
+                        self.set_http_request_header(name, None);
                     }
                 }
                 for header in &allow.set_headers {
@@ -214,9 +212,10 @@ impl HttpContext for FilterRequest {
             authorization: authorization.as_deref(),
             path: path.as_deref(),
         };
-        match worker.decide(&facts, self.now_ms() / 1_000) {
+        let now_ms = self.now_ms();
+        match worker.decide(&facts, now_ms / 1_000) {
             Ok(admitted) => match &worker.config.decisions {
-                Some(decisions) => self.decide_fast(&worker, decisions, &admitted),
+                Some(decisions) => self.decide_fast(&worker, decisions, &admitted, now_ms),
                 None => {
                     self.set_http_request_header(HANDOFF_HEADER, Some(&admitted.handoff_value()));
                     Action::Continue

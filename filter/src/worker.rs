@@ -32,7 +32,7 @@ pub struct RequestFacts<'a> {
 pub struct Admitted {
     pub route: Rc<Route>,
     pub token: Rc<VerifiedToken>,
-    /// SHA-256 of the bearer token (fast mode's cache key, with the route).
+    /// BLAKE3 of the bearer token (fast mode's cache key, with the route).
     pub token_hash: TokenHash,
 }
 

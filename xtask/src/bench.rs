@@ -227,15 +227,8 @@ async fn measure(setup: &Setup<'_>) -> Result<Report> {
             matches!(k, Kind::Plain | Kind::EmptyWasm) || only.iter().any(|o| *o == k.name())
         });
     }
-    let fast_decisions = {
-        let mut fast = plane.config.clone();
-        fast.ext_authz.mode = mcp_auth_gateway::config::ExtAuthzMode::Fast;
-        mcp_auth_gateway::filter_config::filter_config(&fast)
-            .decisions
-            .context("fast mode renders no decisions source")?
-    };
     let inputs = scenarios::Inputs {
-        fast_decisions: &fast_decisions,
+        rendered_fast: &plane.rendered_fast,
         rendered: &plane.rendered,
         noop_wasm,
         issuer: plane.issuer(),

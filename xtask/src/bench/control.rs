@@ -47,6 +47,8 @@ pub struct ControlPlane {
     pub config: GatewayConfig,
     /// The bootstrap the product renders for `config`, which the scenarios start from.
     pub rendered: String,
+    /// The same config rendered with `ext_authz.mode: fast`.
+    pub rendered_fast: String,
     pub gateway: Envoy,
     pub authserver: Service,
     pub ext_authz: Service,
@@ -109,17 +111,21 @@ services:
             },
         )
         .await?;
-        let rendered = render(
-            &config,
-            &RenderOptions {
-                wasm_path: wasm.to_owned(),
-                access_log: false,
-            },
-        )?;
+        let options = RenderOptions {
+            wasm_path: wasm.to_owned(),
+            access_log: false,
+        };
+        let rendered = render(&config, &options)?;
+        let rendered_fast = {
+            let mut fast = config.clone();
+            fast.ext_authz.mode = mcp_auth_gateway::config::ExtAuthzMode::Fast;
+            render(&fast, &options)?
+        };
         let gateway = Envoy::start(&rendered, port).await?;
         let plane = Self {
             config,
             rendered,
+            rendered_fast,
             gateway,
             authserver,
             ext_authz,

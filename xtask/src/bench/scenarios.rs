@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 /// Names of the HTTP filters in the rendered bootstrap (gateway/src/envoy.rs).
 const CORS: &str = "envoy.filters.http.cors";
 const TOKEN_FILTER: &str = "mcp_auth.token_filter";
+const STRIP_RESERVED: &str = "mcp_auth.strip_reserved_headers";
 const EXT_AUTHZ: &str = "envoy.filters.http.ext_authz";
 const ROUTER: &str = "envoy.filters.http.router";
 /// The bench's one MCP service (its Envoy route name).
@@ -67,13 +68,18 @@ pub struct Inputs<'a> {
     pub jwks: &'a str,
     /// The JWKS of the uncached scenarios' keys.
     pub side_jwks: &'a str,
-    /// The filter's `decisions` in fast mode, as the gateway renders them.
-    pub fast_decisions: &'a mcp_auth_proto::filter_config::DecisionSource,
+    /// The product's rendered bootstrap for the same config with `ext_authz.mode: fast`.
+    pub rendered_fast: &'a str,
 }
 
 /// The bootstrap of `kind` listening on `port`; `side_port` serves the side JWKS.
 pub fn bootstrap(kind: Kind, inputs: &Inputs<'_>, port: u16, side_port: u16) -> Result<String> {
-    let mut doc: Value = serde_yaml_ng::from_str(inputs.rendered).context("rendered bootstrap")?;
+    let rendered = if kind == Kind::FullChainFast {
+        inputs.rendered_fast
+    } else {
+        inputs.rendered
+    };
+    let mut doc: Value = serde_yaml_ng::from_str(rendered).context("rendered bootstrap")?;
     doc["admin"]["address"]["socket_address"]["port_value"] = json!(0);
     let listener = &mut doc["static_resources"]["listeners"][0];
     listener["address"]["socket_address"]["port_value"] = json!(port);
@@ -112,13 +118,9 @@ pub fn bootstrap(kind: Kind, inputs: &Inputs<'_>, port: u16, side_port: u16) -> 
             add_side_jwks(&mut doc, inputs.side_jwks, side_port)?;
         }
         Kind::FullChainPerRequest => keep(&[CORS, TOKEN_FILTER, EXT_AUTHZ, ROUTER], filters),
-        Kind::FullChainFast => {
-            // What `ext_authz.mode: fast` renders: no ext_authz filter, the token filter told
-            // where to ask (the same ext_authz cluster).
-            keep(&[CORS, TOKEN_FILTER, ROUTER], filters);
-            let decisions = serde_json::to_value(inputs.fast_decisions)?;
-            edit_filter_config(filters, |config| config["decisions"] = decisions)?;
-        }
+        // As `ext_authz.mode: fast` renders it: no ext_authz filter; the reserved headers
+        // stripped natively; the token filter asks the same ext_authz cluster.
+        Kind::FullChainFast => keep(&[CORS, STRIP_RESERVED, TOKEN_FILTER, ROUTER], filters),
         Kind::SeedVerify => bail!("the seed scenario has no Envoy"),
     }
     Ok(serde_yaml_ng::to_string(&doc)?)
