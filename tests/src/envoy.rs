@@ -67,6 +67,16 @@ static NEXT_BASE_ID: AtomicU32 = AtomicU32::new(0);
 impl Envoy {
     /// Starts Envoy with `bootstrap` (whose listener is on `port`) and waits until it is ready.
     pub async fn start(bootstrap: &str, port: ReservedPort) -> Result<Self> {
+        Self::start_with_workers(bootstrap, port, 1).await
+    }
+
+    /// [`Envoy::start`] with `workers` worker threads (`--concurrency`), each with its own
+    /// wasm VM.
+    pub async fn start_with_workers(
+        bootstrap: &str,
+        port: ReservedPort,
+        workers: u32,
+    ) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let config = dir.path().join("envoy.yaml");
         let admin_path = dir.path().join("admin-address");
@@ -80,7 +90,7 @@ impl Envoy {
             .arg(&config)
             .args([
                 "--concurrency",
-                "1",
+                &workers.to_string(),
                 "--log-level",
                 "warn",
                 "--base-id",

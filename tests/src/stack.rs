@@ -38,6 +38,8 @@ pub struct StackOptions {
     pub extra_config: String,
     /// Run ext_authz in fast mode (`ext_authz.mode: fast`, a 1 s `stream_loss_grace`).
     pub fast_mode: bool,
+    /// Envoy worker threads (each with its own filter VM); 0 means 1.
+    pub envoy_workers: u32,
 }
 
 fn spawn_ext_authz(
@@ -146,7 +148,8 @@ services:
             },
         )
         .context("rendering the Envoy bootstrap")?;
-        let envoy = Envoy::start(&bootstrap, port).await?;
+        let envoy =
+            Envoy::start_with_workers(&bootstrap, port, options.envoy_workers.max(1)).await?;
         let stack = Self {
             envoy,
             config,
