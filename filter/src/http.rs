@@ -20,7 +20,7 @@
 use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
-use log::{debug, warn};
+use log::debug;
 use prost::Message as _;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -122,7 +122,8 @@ impl FilterRequest {
                 Action::Pause
             }
             Err(status) => {
-                warn!("cannot ask ext_authz for a decision: {status:?}");
+                // Per request, so debug: the lost stream already said so once, as a warning.
+                debug!("cannot ask ext_authz for a decision: {status:?}");
                 self.deny(&challenge::decisions_unavailable())
             }
         }
@@ -172,7 +173,7 @@ impl Context for FilterRequest {
             .and_then(|body| DecideResponse::decode(body.as_slice()).ok())
             .and_then(|response| Some((response.verdict?, response.valid_for_ms)));
         let Some((verdict, valid_for_ms)) = answer else {
-            warn!("ext_authz gave no decision (gRPC status {status_code}); refusing");
+            debug!("ext_authz gave no decision (gRPC status {status_code}); refusing");
             self.deny(&challenge::decisions_unavailable());
             return;
         };
