@@ -138,14 +138,10 @@ pub fn decide_response(decision: &Decision, response: CheckResponse) -> DecideRe
             ..Default::default()
         }),
     };
-    let cacheable = decision.keys.is_some();
     DecideResponse {
         verdict: Some(verdict),
-        valid_for_ms: if cacheable {
-            u64::try_from(decision.valid_for.as_millis()).unwrap_or(u64::MAX)
-        } else {
-            0
-        },
+        // Zero for every decision that must not be reused (no hand-off, body policy).
+        valid_for_ms: u64::try_from(decision.valid_for.as_millis()).unwrap_or(u64::MAX),
     }
 }
 

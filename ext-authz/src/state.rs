@@ -243,9 +243,9 @@ impl Shared {
     /// Installs a freshly loaded snapshot (start, resync, reconnect).
     /// When it differs from what events had built, decisions made on the old one are void.
     pub fn install(&self, snapshot: StoreSnapshot) {
-        let previous = self.store.swap(Some(Arc::new(snapshot)));
-        let current = self.store.load();
-        if previous.is_some() && previous.as_deref() != current.as_deref() {
+        let snapshot = Arc::new(snapshot);
+        let previous = self.store.swap(Some(Arc::clone(&snapshot)));
+        if previous.is_some_and(|previous| *previous != *snapshot) {
             self.announce(Change::Flush("state resynced from Redis"));
         }
     }

@@ -13,7 +13,9 @@
 
 use std::rc::Rc;
 
-use mcp_auth_proto::decisions::{Event, Invalidation, MISSED_HEARTBEATS, TargetKind, Verdict};
+use mcp_auth_proto::decisions::{
+    Event, HEARTBEAT_INTERVAL_MS, Invalidation, MISSED_HEARTBEATS, TargetKind, Verdict,
+};
 
 use crate::cache::{TokenCache, TokenHash};
 use crate::verify::VerifiedToken;
@@ -34,14 +36,6 @@ pub enum StreamState {
     Down { grace_until: u64 },
     /// Live; `last_heard` is when its last message arrived.
     Up { last_heard: u64, heartbeat_ms: u64 },
-}
-
-/// What the worker should do about its stream after a message or a check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StreamVerdict {
-    Keep,
-    /// The stream is considered lost: close it and open a new one.
-    Reopen,
 }
 
 /// Fast-mode state of one worker.
@@ -146,16 +140,18 @@ impl FastPath {
         }
     }
 
-    /// Whether a live stream has been silent too long at `now`.
-    pub fn check_stream(&self, now: u64) -> StreamVerdict {
+    /// Whether the stream opened at `opened_at` should be replaced at `now`: it is live but
+    /// has missed [`MISSED_HEARTBEATS`] heartbeats, or it never became ready in that time.
+    pub fn stream_is_stuck(&self, opened_at: u64, now: u64) -> bool {
+        let limit = |heartbeat_ms: u64| heartbeat_ms.saturating_mul(u64::from(MISSED_HEARTBEATS));
         match self.stream {
             StreamState::Up {
                 last_heard,
                 heartbeat_ms,
-            } if now.saturating_sub(last_heard) > heartbeat_ms * u64::from(MISSED_HEARTBEATS) => {
-                StreamVerdict::Reopen
+            } => now.saturating_sub(last_heard) > limit(heartbeat_ms),
+            StreamState::Down { .. } => {
+                now.saturating_sub(opened_at) > limit(u64::from(HEARTBEAT_INTERVAL_MS))
             }
-            _ => StreamVerdict::Keep,
         }
     }
 

@@ -17,10 +17,7 @@ use std::rc::Rc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use log::{debug, error, info, warn};
-use mcp_auth_proto::decisions::{
-    HEARTBEAT_INTERVAL_MS, Invalidation, MISSED_HEARTBEATS, SERVICE, WATCH_INVALIDATIONS,
-    WatchRequest,
-};
+use mcp_auth_proto::decisions::{Invalidation, SERVICE, WATCH_INVALIDATIONS, WatchRequest};
 use prost::Message as _;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -28,7 +25,7 @@ use proxy_wasm::types::{BufferType, ContextType, MetricType, Status};
 use sha2::{Digest as _, Sha256};
 
 use crate::config::Config;
-use crate::fast::{StreamState, StreamVerdict};
+use crate::fast::StreamState;
 use crate::http::FilterRequest;
 use crate::jwks::{KeySet, MAX_JWKS_BYTES};
 use crate::schedule::{FetchOutcome, FetchSchedule};
@@ -57,8 +54,6 @@ pub struct FilterRoot {
     stream: Option<(u32, u64)>,
 }
 
-/// How long a new stream may take to say `ready` before it is reopened.
-const STREAM_READY_TIMEOUT_MS: u64 = (HEARTBEAT_INTERVAL_MS * MISSED_HEARTBEATS) as u64;
 /// Largest invalidation message read (ids are short; anything bigger is not ours).
 const MAX_INVALIDATION_BYTES: usize = 64 * 1024;
 
@@ -412,12 +407,7 @@ impl FilterRoot {
         };
         let now = self.now_ms();
         if let Some((token, opened_at)) = self.stream {
-            let state = fast.borrow().stream();
-            let stuck = match state {
-                StreamState::Up { .. } => fast.borrow().check_stream(now) == StreamVerdict::Reopen,
-                StreamState::Down { .. } => now.saturating_sub(opened_at) > STREAM_READY_TIMEOUT_MS,
-            };
-            if !stuck {
+            if !fast.borrow().stream_is_stuck(opened_at, now) {
                 return;
             }
             warn!("invalidation stream to ext_authz is silent; reopening it");

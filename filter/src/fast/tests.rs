@@ -150,13 +150,18 @@ fn a_lost_stream_keeps_decisions_for_the_grace_only_and_caches_nothing_new() {
 
 #[test]
 fn a_silent_stream_is_reopened_after_missed_heartbeats() {
-    let mut fast = live(&[]);
     let limit = u64::from(HEARTBEAT_INTERVAL_MS * MISSED_HEARTBEATS);
-    assert_eq!(fast.check_stream(T0 + limit), StreamVerdict::Keep);
+    let mut fast = live(&[]);
+    assert!(!fast.stream_is_stuck(T0, T0 + limit));
     fast.on_message(&Invalidation::heartbeat(), T0 + limit);
-    assert_eq!(fast.check_stream(T0 + 2 * limit), StreamVerdict::Keep);
-    assert_eq!(fast.check_stream(T0 + 2 * limit + 1), StreamVerdict::Reopen);
-    // A stream that is down is the root context's to reopen, not the check's.
-    fast.on_stream_lost(T0 + 2 * limit + 1);
-    assert_eq!(fast.check_stream(T0 + 10 * limit), StreamVerdict::Keep);
+    assert!(!fast.stream_is_stuck(T0, T0 + 2 * limit));
+    assert!(fast.stream_is_stuck(T0, T0 + 2 * limit + 1));
+}
+
+#[test]
+fn a_stream_that_never_becomes_ready_is_reopened() {
+    let limit = u64::from(HEARTBEAT_INTERVAL_MS * MISSED_HEARTBEATS);
+    let fast = FastPath::new(100, GRACE);
+    assert!(!fast.stream_is_stuck(T0, T0 + limit));
+    assert!(fast.stream_is_stuck(T0, T0 + limit + 1));
 }
