@@ -121,8 +121,9 @@ pub fn bench(tools: &Tools, options: &BenchOptions) -> Result<()> {
     }))?;
     println!("\n{}\n{}", report.table(), report.findings());
     let json = root.join("target/bench/results.json");
-    // A partial run (`--only`) must not replace the published page.
-    let docs = options.only.is_empty().then(|| root.join("docs"));
+    // A partial (`--only`) or quick run must not replace the published page, which the
+    // README quotes.
+    let docs = (options.only.is_empty() && !options.quick).then(|| root.join("docs"));
     report.write(&json, docs.as_deref())?;
     match docs {
         Some(_) => println!(

@@ -50,7 +50,7 @@ enum Task {
     /// jwt_authn, ext_authz per request) in one run; writes target/bench/results.json and
     /// docs/benchmarks.{md,svg}. Needs wrk and 2 CPUs.
     Bench {
-        /// Fewer, shorter rounds (under 5 minutes).
+        /// Fewer, shorter rounds (under 5 minutes); writes results.json only, not docs/.
         #[arg(long)]
         quick: bool,
         /// Only these scenarios (comma-separated names), besides the two baselines.
