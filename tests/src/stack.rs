@@ -68,6 +68,8 @@ pub struct Stack {
     /// The `echo` service's upstream, when [`StackOptions::header_echo`] asked for it.
     pub echo: Option<HeaderEcho>,
     pub redis: Redis,
+    /// Envoy's worker threads.
+    envoy_workers: u32,
     env: Arc<dyn Env>,
     authserver_task: Option<JoinHandle<()>>,
     ext_authz_task: JoinHandle<()>,
@@ -159,6 +161,7 @@ services:
             upstream,
             echo,
             redis,
+            envoy_workers: options.envoy_workers.max(1),
             env,
             authserver_task,
             ext_authz_task,
@@ -180,20 +183,31 @@ services:
     /// Waits until the filter holds the authserver's keys.
     pub async fn wait_for_keys(&self) -> Result<()> {
         let (envoy, config) = (&self.envoy, &self.config);
-        let client = reqwest::Client::new();
+        // A new connection per probe, which the kernel spreads over Envoy's workers: each
+        // worker's filter VM picks the keys up on its own tick.
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()?;
         // Envoy is ready before the filter's first JWKS fetch lands (it answers 503 until
-        // then, failing closed): wait until a token is judged rather than refused for keys.
+        // then, failing closed): wait until a token is judged rather than refused for keys,
+        // on enough connections in a row that every worker has answered.
         let probe = format!(
             "{}{}",
             envoy.url(),
             config.services.first().map_or("/", |s| s.path.as_str())
         );
+        let in_a_row = 16 * self.envoy_workers;
         poll::until(
             "the filter to hold the JWKS",
             Duration::from_secs(20),
             || async {
-                let response = client.post(&probe).bearer_auth("probe").send().await.ok()?;
-                (response.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE).then_some(())
+                for _ in 0..in_a_row {
+                    let response = client.post(&probe).bearer_auth("probe").send().await.ok()?;
+                    if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                        return None;
+                    }
+                }
+                Some(())
             },
         )
         .await?;
