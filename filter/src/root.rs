@@ -126,9 +126,7 @@ impl Context for FilterRoot {
             }
             None => {
                 warn!("invalidation stream: unreadable message of {message_size} bytes; reopening");
-                let _ = hostcalls::cancel_grpc_stream(token_id);
-                self.stream = None;
-                fast.borrow_mut().on_stream_lost(now);
+                self.abandon_stream(now);
             }
         }
     }
@@ -137,13 +135,12 @@ impl Context for FilterRoot {
         if self.stream.map(|(token, _)| token) != Some(token_id) {
             return;
         }
+        warn!(
+            "invalidation stream to ext_authz closed (gRPC status {status_code}); cached decisions end soon, reconnecting"
+        );
+        // Already closed: nothing to cancel.
         self.stream = None;
-        if let Some(fast) = self.worker.as_ref().and_then(|w| w.fast.as_ref()) {
-            warn!(
-                "invalidation stream to ext_authz closed (gRPC status {status_code}); cached decisions end soon, reconnecting"
-            );
-            fast.borrow_mut().on_stream_lost(self.now_ms());
-        }
+        self.abandon_stream(self.now_ms());
     }
 
     fn on_http_call_response(
@@ -244,7 +241,13 @@ impl RootContext for FilterRoot {
         };
         self.shared = Some(SharedKeys::for_config(&config));
         let cache_entries = config.token_cache_entries;
-        self.worker = Some(Rc::new(Worker::new(config, cache_entries)));
+        let worker = Worker::new(config, cache_entries);
+        if worker.fast.is_some() {
+            worker
+                .decide_calls_metric
+                .set(hostcalls::define_metric(MetricType::Counter, DECIDE_CALLS_METRIC).ok());
+        }
+        self.worker = Some(Rc::new(worker));
         self.installed_version = None;
         // No fetch from here: Envoy also configures a VM on the main thread that never gets
         // the answer to a call made now, and that lost call would hold the fetch claim until
@@ -284,14 +287,6 @@ impl FilterRoot {
         }
         if let Some(metric) = self.memory_metric {
             let _ = hostcalls::record_metric(metric, linear_memory_bytes());
-        }
-        if let Some(worker) = &self.worker
-            && worker.fast.is_some()
-            && worker.decide_calls_metric.get().is_none()
-        {
-            worker
-                .decide_calls_metric
-                .set(hostcalls::define_metric(MetricType::Counter, DECIDE_CALLS_METRIC).ok());
         }
     }
 
@@ -394,6 +389,17 @@ impl FilterRoot {
         }
     }
 
+    /// Fast mode: cancels the open invalidation stream, if any, and tells the worker it is
+    /// lost; the next tick opens another.
+    fn abandon_stream(&mut self, now: u64) {
+        if let Some((token, _)) = self.stream.take() {
+            let _ = hostcalls::cancel_grpc_stream(token);
+        }
+        if let Some(fast) = self.worker.as_ref().and_then(|w| w.fast.as_ref()) {
+            fast.borrow_mut().on_stream_lost(now);
+        }
+    }
+
     /// Fast mode: opens the invalidation stream if none is open, and replaces one that never
     /// became ready or fell silent.
     fn keep_stream_open(&mut self) {
@@ -406,14 +412,12 @@ impl FilterRoot {
             return;
         };
         let now = self.now_ms();
-        if let Some((token, opened_at)) = self.stream {
+        if let Some((_, opened_at)) = self.stream {
             if !fast.borrow().stream_is_stuck(opened_at, now) {
                 return;
             }
             warn!("invalidation stream to ext_authz is silent; reopening it");
-            let _ = hostcalls::cancel_grpc_stream(token);
-            self.stream = None;
-            fast.borrow_mut().on_stream_lost(now);
+            self.abandon_stream(now);
         }
         let token = match hostcalls::open_grpc_stream(
             &decisions.upstream,
