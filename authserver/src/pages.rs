@@ -1,10 +1,13 @@
 //! Server-rendered HTML (minijinja, auto-escaped): the consent page, the dev login form and
 //! error pages. Pages can never be framed (`X-Frame-Options: DENY`, CSP `frame-ancestors
-//! 'none'`), load no script, and are never cached.
+//! 'none'`), load no script, share no browsing context group with another site's window
+//! (`Cross-Origin-Opener-Policy: same-origin`: a page that opened ours cannot script or
+//! navigate it), and are never cached. Names a client chose are isolated in `<bdi>`, so
+//! right-to-left text cannot reorder the sentence around them.
 
 use std::sync::LazyLock;
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use minijinja::Environment;
 use serde::Serialize;
@@ -41,6 +44,10 @@ pub fn page(status: StatusCode, html: String) -> Response {
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
+    );
     response
 }
 
@@ -133,18 +140,21 @@ mod tests {
             "consent.html",
             minijinja::context! {
                 client_name => "<script>x</script>",
-                scopes => vec!["mcp"],
+                scopes => vec![minijinja::context! { name => "mcp", description => "Use it" }],
                 request_id => "r",
                 csrf => "c",
                 action => "/login/consent",
                 localhost_only => true,
-                redirect_host => "127.0.0.1",
+                redirect_target => "http://127.0.0.1:5000/cb",
+                claimed_host => "github.com",
             },
         )
         .unwrap();
-        assert!(html.contains("&lt;script&gt;"));
+        assert!(html.contains("<bdi>&lt;script&gt;"));
         assert!(!html.contains("<script>x"));
         assert!(html.contains("name=\"csrf\" value=\"c\""));
+        assert!(html.contains("127.0.0.1:5000"));
+        assert!(html.contains("(not verified)"));
         render("dev_login.html", minijinja::context! { state => "s" }).unwrap();
         render(
             "error.html",
@@ -157,6 +167,10 @@ mod tests {
     fn pages_cannot_be_framed() {
         let response = PageError::forbidden("no").into_response();
         assert_eq!(response.headers()[header::X_FRAME_OPTIONS], "DENY");
+        assert_eq!(
+            response.headers()["cross-origin-opener-policy"],
+            "same-origin"
+        );
         assert!(
             response.headers()[header::CONTENT_SECURITY_POLICY]
                 .to_str()

@@ -112,9 +112,12 @@ async fn security_headers(request: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // `same-origin`: a referrer only on requests to us, none to GitHub or the client. Not
+    // `no-referrer`, under which browsers send `Origin: null` on our own same-origin form
+    // posts, which then look cross-site (see `flow::check_origin`).
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     response
 }

@@ -55,6 +55,8 @@ pub struct ResourceService {
     /// Path of `resource` without a trailing `/` (`""` for a bare origin).
     pub resource_path: String,
     pub scopes: Vec<Scope>,
+    /// The consent page's line per scope (`services[].scope_descriptions`).
+    pub scope_descriptions: std::collections::BTreeMap<String, String>,
     /// The service's own allow-list, narrowing the global one.
     pub access: Option<AccessList>,
 }
@@ -118,6 +120,7 @@ impl Settings {
                     authority,
                     resource_path,
                     scopes: s.scopes.clone(),
+                    scope_descriptions: s.scope_descriptions.clone(),
                     access: s.access.clone(),
                 }
             })

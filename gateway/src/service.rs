@@ -39,6 +39,10 @@ pub struct Service {
     /// satisfies a narrower requirement (`mcp` satisfies `mcp:tools`).
     #[serde(default)]
     pub required_scopes: Vec<Scope>,
+    /// One line per scope, shown on the consent page beside it (e.g. `mcp:admin: "Call the
+    /// administrators' tools"`). A scope without one gets a generic line.
+    #[serde(default)]
+    pub scope_descriptions: BTreeMap<String, String>,
     /// Browser `Origin`s allowed to call the service. A request without `Origin` is allowed;
     /// one with an `Origin` not listed here gets 403 (MCP streamable HTTP, DNS rebinding).
     #[serde(default)]

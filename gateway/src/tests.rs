@@ -94,6 +94,8 @@ fn bad_values_name_their_field() {
         (with_service("    path: /.well-known/x\n"), "services[0].path"),
         (with_service("    scopes: [offline_access]\n"), "services[0].scopes"),
         (with_service("    scopes: [mcp:tools]\n    required_scopes: [mcp]\n"), "services[0].required_scopes[0]"),
+        (with_service("    scope_descriptions: { admin: \"x\" }\n"), "services[0].scope_descriptions.admin"),
+        (with_service("    scope_descriptions: { mcp: \"\" }\n"), "services[0].scope_descriptions.mcp"),
         (with_service("    allowed_origins: [\"https://app.example.com/\"]\n"), "services[0].allowed_origins[0]"),
         (with_service("    resource: https://a.example.com/mcp#x\n"), "services[0].resource"),
         (with_service("    access: { teams: [justateam] }\n"), "services[0].access.teams[0]"),

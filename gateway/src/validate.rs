@@ -19,6 +19,8 @@ const MAX_CLOCK_LEEWAY: Duration = Duration::from_secs(60);
 const MAX_STREAM_LOSS_GRACE: Duration = Duration::from_secs(60);
 const MAX_CODE_TTL: Duration = Duration::from_secs(600);
 const MAX_SERVICE_NAME: usize = 40;
+/// Longest consent-page line describing a scope.
+const MAX_SCOPE_DESCRIPTION: usize = 200;
 /// RFC 6749 §3.3 / MCP: never advertised by a resource.
 const OFFLINE_ACCESS: &str = "offline_access";
 
@@ -275,6 +277,21 @@ fn resolve_service(
                     "{required} is not covered by any scope in `scopes`, so no token could ever satisfy it"
                 ),
             ));
+        }
+    }
+    for (scope, description) in &service.scope_descriptions {
+        let field = at(&format!("scope_descriptions.{scope}"));
+        if !service.scopes.iter().any(|s| s.as_str() == scope) {
+            return Err(invalid(field, "describes a scope that is not in `scopes`"));
+        }
+        if description.trim().is_empty() || description.chars().count() > MAX_SCOPE_DESCRIPTION {
+            return Err(invalid(
+                field,
+                format!("must be 1 to {MAX_SCOPE_DESCRIPTION} characters"),
+            ));
+        }
+        if description.chars().any(char::is_control) {
+            return Err(invalid(field, "must be one line of text"));
         }
     }
     for (i, origin) in service.allowed_origins.iter().enumerate() {

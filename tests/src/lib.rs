@@ -8,9 +8,11 @@
 
 pub mod auth_proxy;
 pub mod catalogue;
+pub mod chromium;
 pub mod envoy;
 pub mod fake_github;
 pub mod header_echo;
+pub mod inspector;
 pub mod mcp_client;
 pub mod mcp_server;
 pub mod oauth;

@@ -189,6 +189,11 @@ pub async fn discover_at(mcp_url: &str, issuer: &str) -> Discovered {
 }
 
 pub async fn register(discovered: &Discovered) -> String {
+    register_with(discovered, REDIRECT, "e2e client").await
+}
+
+/// Registers a public native client (as MCP clients do) answering at `redirect_uri`.
+pub async fn register_with(discovered: &Discovered, redirect_uri: &str, name: &str) -> String {
     let response = reqwest::Client::new()
         .post(
             discovered.metadata["registration_endpoint"]
@@ -196,12 +201,12 @@ pub async fn register(discovered: &Discovered) -> String {
                 .unwrap(),
         )
         .json(&json!({
-            "redirect_uris": [REDIRECT],
+            "redirect_uris": [redirect_uri],
             "token_endpoint_auth_method": "none",
             "grant_types": ["authorization_code", "refresh_token"],
             "response_types": ["code"],
             "application_type": "native",
-            "client_name": "e2e client",
+            "client_name": name,
         }))
         .send()
         .await
@@ -222,6 +227,17 @@ pub fn authorize_url_with_scope(
     resource: &str,
     scope: &str,
 ) -> String {
+    authorize_url_at(discovered, client_id, resource, scope, REDIRECT)
+}
+
+/// The authorization request of [`authorize_url_with_scope`], answered at `redirect_uri`.
+pub fn authorize_url_at(
+    discovered: &Discovered,
+    client_id: &str,
+    resource: &str,
+    scope: &str,
+    redirect_uri: &str,
+) -> String {
     let mut url = Url::parse(
         discovered.metadata["authorization_endpoint"]
             .as_str()
@@ -231,7 +247,7 @@ pub fn authorize_url_with_scope(
     url.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("redirect_uri", redirect_uri)
         .append_pair("state", "e2e-state")
         .append_pair("code_challenge", CHALLENGE)
         .append_pair("code_challenge_method", "S256")
@@ -320,12 +336,23 @@ pub async fn exchange(
     code: &str,
     verifier: &str,
 ) -> (StatusCode, Value) {
+    exchange_at(discovered, client_id, code, verifier, REDIRECT).await
+}
+
+/// [`exchange`] of a code sent to `redirect_uri`.
+pub async fn exchange_at(
+    discovered: &Discovered,
+    client_id: &str,
+    code: &str,
+    verifier: &str,
+    redirect_uri: &str,
+) -> (StatusCode, Value) {
     token(
         discovered,
         &[
             ("grant_type", "authorization_code"),
             ("code", code),
-            ("redirect_uri", REDIRECT),
+            ("redirect_uri", redirect_uri),
             ("code_verifier", verifier),
             ("client_id", client_id),
             ("resource", &discovered.resource),

@@ -67,3 +67,12 @@ pub fn npm_prefix() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join(".tools/npm"))
 }
+
+/// Debian's Chromium, for the real-browser tests.
+pub fn chromium_bin() -> Result<PathBuf> {
+    from_env_or(
+        "MCP_AUTH_CHROMIUM",
+        PathBuf::from("/usr/bin/chromium"),
+        "Chromium",
+    )
+}

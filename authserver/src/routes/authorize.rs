@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
 use crate::clients::{self, ClientError};
-use crate::oauth::authorize::{self, AuthorizeError, AuthorizeRequest, Params};
+use crate::oauth::authorize::{self, AuthorizeError, AuthorizeRequest, ClientReply, Params};
 use crate::oauth::client::{Client, ClientKind};
 use crate::oauth::redirect_uri::RedirectUri;
 use crate::pages::{PageError, render_page};
@@ -63,19 +63,29 @@ async fn handle(state: &AppState, query: &str, headers: &HeaderMap) -> Result<Re
         Err(ClientError::Store(error)) => return Err(error.into()),
     };
     let reply = authorize::client_reply(&params, &client).map_err(page_error)?;
+    let session = state.sessions.from_headers(headers, now);
     let request = match authorize::validate(&params, reply, &state.settings) {
         Ok(request) => request,
         Err(AuthorizeError::Redirect {
             reply,
             error,
             description,
-        }) => return Ok(client_error(state, &reply, error, &description)),
+        }) => {
+            return refuse(
+                state,
+                &client,
+                session.as_ref(),
+                &reply,
+                error,
+                &description,
+            )
+            .await;
+        }
         Err(AuthorizeError::Page(message)) => {
             return Err(PageError::bad_request("Invalid request", message));
         }
     };
 
-    let session = state.sessions.from_headers(headers, now);
     if let Some(response) = returning_user(state, &client, &request, session.as_ref()).await? {
         return Ok(response);
     }
@@ -85,12 +95,16 @@ async fn handle(state: &AppState, query: &str, headers: &HeaderMap) -> Result<Re
         } else {
             "login_required"
         };
-        return Ok(client_error(
+        let description = "user interaction is required";
+        return refuse(
             state,
+            &client,
+            session.as_ref(),
             &request.reply,
             error,
-            "user interaction is required",
-        ));
+            description,
+        )
+        .await;
     }
     let session = session.unwrap_or_else(|| Session::anonymous(now));
     let request_id = random_token(32);
@@ -101,6 +115,51 @@ async fn handle(state: &AppState, query: &str, headers: &HeaderMap) -> Result<Re
         .await?;
     let page = consent_page(state, &client, &request, &session, &request_id);
     Ok(with_session(state, page, &session))
+}
+
+/// Answers an invalid request whose client and redirect URI are known good.
+///
+/// RFC 6749 §4.1.2.1 would redirect every such error to the client. But anyone can register a
+/// client (RFC 7591) or publish a metadata document naming any redirect URI, so redirecting
+/// before the user has chosen to trust it makes us an open redirector (RFC 9700 §4.11.2). The
+/// rule: an error raised before the user acted on one of our pages is redirected only when
+/// the user signed in to this browser approved this client at this very redirect URI before;
+/// otherwise it is shown on our own error page, with nothing to click through. Errors after
+/// the user acted (Deny on the consent page, the allow-list after sign-in, the identity
+/// provider's answer) are always redirected: the consent page showed where they lead.
+async fn refuse(
+    state: &AppState,
+    client: &Client,
+    session: Option<&Session>,
+    reply: &ClientReply,
+    error: &str,
+    description: &str,
+) -> Result<Response, PageError> {
+    let trusted = match session {
+        Some(session) => match flow::signed_in_user(state, session).await? {
+            Some(user) => state
+                .store
+                .consent(&user.subject, &client.client_id)
+                .await?
+                .is_some_and(|c| c.trusts_redirect_uri(&reply.redirect_uri)),
+            None => false,
+        },
+        None => false,
+    };
+    if trusted {
+        return Ok(client_error(state, reply, error, description));
+    }
+    tracing::info!(
+        client_id = %client.client_id,
+        error,
+        "authorization request refused on our page: the redirect URI is not yet trusted"
+    );
+    Err(PageError::bad_request(
+        "Invalid request",
+        format!(
+            "The application sent a request this server cannot accept ({error}: {description})."
+        ),
+    ))
 }
 
 fn page_error(error: AuthorizeError) -> PageError {
@@ -157,7 +216,13 @@ async fn returning_user(
         .store
         .consent(&user.subject, &client.client_id)
         .await?
-        .is_some_and(|c| c.covers(&request.resource, &request.scopes));
+        .is_some_and(|c| {
+            c.covers(
+                &request.resource,
+                &request.scopes,
+                &request.reply.redirect_uri,
+            )
+        });
     if !consented {
         return Ok(None);
     }
@@ -167,16 +232,27 @@ async fn returning_user(
         .map(Some)
 }
 
+/// A requested scope as the consent page lists it.
+#[derive(Serialize)]
+struct ScopeLine<'a> {
+    name: &'a str,
+    description: String,
+}
+
 #[derive(Serialize)]
 struct ConsentContext<'a> {
     client_name: &'a str,
     client_id: &'a str,
-    client_host: Option<String>,
+    /// The host of a metadata document's URL: verified, since we fetched it from there.
+    verified_host: Option<String>,
+    /// The host of a self-registered client's `client_uri`: anyone may claim any.
+    claimed_host: Option<String>,
     unverified: bool,
     service_name: &'a str,
     resource: &'a str,
-    scopes: &'a [String],
-    redirect_host: String,
+    scopes: Vec<ScopeLine<'a>>,
+    /// Where the browser goes next: scheme, host, port and path of the redirect URI.
+    redirect_target: String,
     localhost_only: bool,
     user_login: Option<&'a str>,
     idp_name: &'static str,
@@ -184,6 +260,25 @@ struct ConsentContext<'a> {
     request_id: &'a str,
     csrf: String,
     action: String,
+}
+
+/// The consent page's line for a scope without a configured description.
+fn default_scope_description(scope: &str) -> String {
+    if scope == "mcp" {
+        "Use this MCP server on your behalf: list and call its tools, read its resources and prompts."
+            .to_owned()
+    } else {
+        format!("The permission \u{201c}{scope}\u{201d} of this MCP server.")
+    }
+}
+
+/// `scheme://host[:port]/path` of a redirect URI: everything that decides which program or
+/// site receives the code (the query is the client's own).
+fn redirect_target(redirect_uri: &str) -> String {
+    url::Url::parse(redirect_uri).map_or_else(
+        |_| redirect_uri.to_owned(),
+        |url| format!("{}{}", url.origin().ascii_serialization(), url.path()),
+    )
 }
 
 fn consent_page(
@@ -194,32 +289,37 @@ fn consent_page(
     request_id: &str,
 ) -> Response {
     let redirect = RedirectUri::parse(&request.reply.redirect_uri).ok();
-    let service_name = state
-        .settings
-        .service_by_resource(&request.resource)
-        .map_or("", |s| s.name.as_str());
-    let client_host = match client.kind {
-        ClientKind::MetadataDocument => url::Url::parse(&client.client_id)
+    let service = state.settings.service_by_resource(&request.resource);
+    let host_of = |uri: &str| {
+        url::Url::parse(uri)
             .ok()
-            .and_then(|u| u.host_str().map(str::to_owned)),
-        ClientKind::Registered => client
-            .client_uri
-            .as_deref()
-            .and_then(|u| url::Url::parse(u).ok())
-            .and_then(|u| u.host_str().map(str::to_owned)),
+            .and_then(|u| u.host_str().map(str::to_owned))
     };
+    let (verified_host, claimed_host) = match client.kind {
+        ClientKind::MetadataDocument => (host_of(&client.client_id), None),
+        ClientKind::Registered => (None, client.client_uri.as_deref().and_then(host_of)),
+    };
+    let scopes = request
+        .scopes
+        .iter()
+        .map(|scope| ScopeLine {
+            name: scope,
+            description: service
+                .and_then(|s| s.scope_descriptions.get(scope))
+                .cloned()
+                .unwrap_or_else(|| default_scope_description(scope)),
+        })
+        .collect();
     let context = ConsentContext {
         client_name: client.display_name(),
         client_id: &client.client_id,
-        client_host,
+        verified_host,
+        claimed_host,
         unverified: client.kind == ClientKind::Registered,
-        service_name,
+        service_name: service.map_or("", |s| s.name.as_str()),
         resource: &request.resource,
-        scopes: &request.scopes,
-        redirect_host: redirect
-            .as_ref()
-            .map(|r| r.host().to_owned())
-            .unwrap_or_default(),
+        scopes,
+        redirect_target: redirect_target(&request.reply.redirect_uri),
         localhost_only: redirect.as_ref().is_some_and(RedirectUri::is_loopback),
         user_login: session.login.as_deref().filter(|_| session.sub.is_some()),
         idp_name: state.idp.display_name(),
@@ -262,7 +362,7 @@ async fn decide(
     })?;
     let now = state.now();
     let session = state.sessions.from_headers(headers, now).ok_or_else(|| {
-        PageError::forbidden("Your session has expired, or this browser does not keep cookies. Start again from your application.")
+        PageError::forbidden("Your session has expired, or this browser does not keep cookies.")
     })?;
     if !state
         .sessions
@@ -279,7 +379,7 @@ async fn decide(
         .ok_or_else(|| {
             PageError::bad_request(
                 "Request expired",
-                "This authorization request has expired or was already answered. Start again from your application.",
+                "This authorization request has expired or was already answered.",
             )
         })?;
     if pending.stage != Stage::Consent || pending.browser != digest(&session.bid) {

@@ -24,7 +24,7 @@ use crate::store::{PendingAuthorization, Stage};
 fn expired() -> PageError {
     PageError::bad_request(
         "Sign-in expired",
-        "This sign-in has expired or was already completed. Start again from your application.",
+        "This sign-in has expired or was already completed.",
     )
 }
 

@@ -83,29 +83,55 @@ pub struct RefreshRecord {
     pub grant_created_at: u64,
 }
 
-/// Remembered consent of one user for one client: the scopes approved per resource.
+/// Remembered consent of one user for one client: the scopes approved per resource, and the
+/// redirect URIs the user saw on the consent page when approving.
+///
+/// Consent covers a redirect URI exactly (scheme, host, port, path and query): a client whose
+/// metadata later gains a redirect URI, or a loopback client on another port (which may be
+/// another local program), is asked again rather than handed a code silently.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsentRecord {
     pub resources: BTreeMap<String, Vec<String>>,
+    /// Most recent last; records written before this field existed cover no redirect URI.
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
     pub updated_at: u64,
 }
 
+/// Redirect URIs remembered per user and client (the oldest are forgotten first).
+const MAX_REMEMBERED_REDIRECT_URIS: usize = 16;
+
 impl ConsentRecord {
-    /// True when the user approved at least `scopes` for `resource`.
-    pub fn covers(&self, resource: &str, scopes: &[String]) -> bool {
-        self.resources
-            .get(resource)
-            .is_some_and(|approved| crate::oauth::scope::covered_by(scopes, approved))
+    /// True when the user approved at least `scopes` for `resource`, answered at `redirect_uri`.
+    pub fn covers(&self, resource: &str, scopes: &[String], redirect_uri: &str) -> bool {
+        self.trusts_redirect_uri(redirect_uri)
+            && self
+                .resources
+                .get(resource)
+                .is_some_and(|approved| crate::oauth::scope::covered_by(scopes, approved))
     }
 
-    /// Adds an approval of `scopes` for `resource`.
-    pub fn approve(&mut self, resource: &str, scopes: &[String], now: u64) {
+    /// True when the user approved this client with `redirect_uri` before: the one case in
+    /// which an error may be redirected there without asking (RFC 9700 §4.11.2).
+    pub fn trusts_redirect_uri(&self, redirect_uri: &str) -> bool {
+        self.redirect_uris.iter().any(|r| r == redirect_uri)
+    }
+
+    /// Adds an approval of `scopes` for `resource`, answered at `redirect_uri`.
+    pub fn approve(&mut self, resource: &str, scopes: &[String], redirect_uri: &str, now: u64) {
         let approved = self.resources.entry(resource.to_owned()).or_default();
         for scope in scopes {
             if !approved.contains(scope) {
                 approved.push(scope.clone());
             }
         }
+        self.redirect_uris.retain(|r| r != redirect_uri);
+        self.redirect_uris.push(redirect_uri.to_owned());
+        let excess = self
+            .redirect_uris
+            .len()
+            .saturating_sub(MAX_REMEMBERED_REDIRECT_URIS);
+        self.redirect_uris.drain(..excess);
         self.updated_at = now;
     }
 }

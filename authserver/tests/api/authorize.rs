@@ -113,17 +113,28 @@ async fn consent_is_remembered_for_a_returning_user() {
 }
 
 #[tokio::test]
-async fn prompt_none_without_a_session_is_login_required() {
+async fn prompt_none_is_login_required_on_a_page_until_the_client_is_trusted() {
     let server = TestServer::start().await;
     let client_id = server.register_public_client().await;
+    // No session: nobody has approved this client, so no redirect to its URI (RFC 9700 §4.11.2).
     let mut browser = Browser::default();
     let response = browser
         .get(&server, &authorize_uri(&client_id, "&prompt=none"))
         .await;
-    assert_eq!(response.status, StatusCode::SEE_OTHER);
-    let params = query_params(response.header("location").unwrap());
-    assert_eq!(params["error"], "login_required");
-    assert_eq!(params["iss"], ISSUER);
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert!(response.header("location").is_none());
+    assert!(response.text().contains("login_required"));
+
+    // Once this browser's user approved the client at this redirect URI, prompt=none goes back
+    // to it (here with a code, since the consent covers the request).
+    server
+        .dev_login(&mut browser, &client_id, "alice", "")
+        .await;
+    let again = browser
+        .get(&server, &authorize_uri(&client_id, "&prompt=none"))
+        .await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.text());
+    assert!(query_params(again.header("location").unwrap()).contains_key("code"));
 }
 
 #[tokio::test]
@@ -146,34 +157,54 @@ async fn bad_client_or_redirect_uri_is_a_page_never_a_redirect() {
     }
 }
 
-#[tokio::test]
-async fn other_errors_redirect_with_state_and_iss() {
-    let server = TestServer::start().await;
-    let client_id = server.register_public_client().await;
-    let mut browser = Browser::default();
-    for (uri, error) in [
+/// Requests with a valid client and redirect URI but another error.
+fn invalid_requests(client_id: &str) -> Vec<(String, &'static str)> {
+    vec![
         (
-            authorize_uri(&client_id, "").replace("response_type=code", "response_type=token"),
+            authorize_uri(client_id, "").replace("response_type=code", "response_type=token"),
             "unsupported_response_type",
         ),
         (
-            authorize_uri(&client_id, "").replace("&code_challenge_method=S256", ""),
+            authorize_uri(client_id, "").replace("&code_challenge_method=S256", ""),
             "invalid_request",
         ),
         (
-            authorize_uri(&client_id, "").replace("everything", "nothing"),
+            authorize_uri(client_id, "").replace("everything", "nothing"),
             "invalid_target",
         ),
         (
-            authorize_uri(&client_id, "&resource=http%3A%2F%2Ftime.example.com%2Fmcp"),
+            authorize_uri(client_id, "&resource=http%3A%2F%2Ftime.example.com%2Fmcp"),
             "invalid_target",
         ),
         (
-            authorize_uri(&client_id, "").replace("scope=mcp", "scope=admin"),
+            authorize_uri(client_id, "").replace("scope=mcp", "scope=admin"),
             "invalid_scope",
         ),
-    ] {
-        let response = browser.get(&server, &uri).await;
+    ]
+}
+
+#[tokio::test]
+async fn other_errors_are_a_page_until_the_user_approved_the_client_at_that_redirect_uri() {
+    let server = TestServer::start().await;
+    let client_id = server.register_public_client().await;
+    // Anyone can register a client whose redirect URI is a phishing site: its errors must not
+    // turn us into an open redirector.
+    let mut stranger = Browser::default();
+    for (uri, error) in invalid_requests(&client_id) {
+        let response = stranger.get(&server, &uri).await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(response.header("location").is_none(), "{uri}");
+        assert!(
+            response.text().contains(error),
+            "{uri}: {}",
+            response.text()
+        );
+    }
+
+    let mut user = Browser::default();
+    server.dev_login(&mut user, &client_id, "alice", "").await;
+    for (uri, error) in invalid_requests(&client_id) {
+        let response = user.get(&server, &uri).await;
         assert_eq!(
             response.status,
             StatusCode::SEE_OTHER,
@@ -186,6 +217,41 @@ async fn other_errors_redirect_with_state_and_iss() {
         assert_eq!(params["error"], error, "{uri}");
         assert_eq!(params["state"], "xyz");
         assert_eq!(params["iss"], ISSUER);
+    }
+    // The same user, the same client, another loopback port: not the URI they approved.
+    let other_port = invalid_requests(&client_id)[0].0.replace("33418", "40001");
+    let response = user.get(&server, &other_port).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn remembered_consent_covers_only_the_redirect_uri_the_user_saw() {
+    let server = TestServer::start().await;
+    let client_id = server.register_public_client().await;
+    let mut browser = Browser::default();
+    server
+        .dev_login(&mut browser, &client_id, "alice", "")
+        .await;
+    // Another port on loopback may be another local program: ask again.
+    let uri = authorize_uri(&client_id, "").replace("33418", "40001");
+    let page = browser.get(&server, &uri).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    assert!(
+        page.text().contains("127.0.0.1:40001&#x2f;callback"),
+        "{}",
+        page.text()
+    );
+    // Approved there too, both are remembered.
+    let done = server.approve(&mut browser, &page).await;
+    assert!(
+        done.header("location")
+            .unwrap()
+            .starts_with("http://127.0.0.1:40001/callback")
+    );
+    for port in ["33418", "40001"] {
+        let uri = authorize_uri(&client_id, "").replace("33418", port);
+        let again = browser.get(&server, &uri).await;
+        assert_eq!(again.status, StatusCode::SEE_OTHER, "{port}");
     }
 }
 

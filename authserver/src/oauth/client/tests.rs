@@ -75,6 +75,23 @@ fn bad_metadata_names_the_problem() {
             "client_uri",
         ),
         (
+            // A right-to-left override would turn the consent sentence after the name around.
+            serde_json::json!({"redirect_uris": ["https://a/cb"], "client_name": "Safe\u{202E}ppa live"}),
+            "U+202E",
+        ),
+        (
+            serde_json::json!({"redirect_uris": ["https://a/cb"], "client_name": "Claude\u{2066}x"}),
+            "U+2066",
+        ),
+        (
+            serde_json::json!({"redirect_uris": ["https://a/cb"], "client_name": "a\u{200B}b"}),
+            "U+200B",
+        ),
+        (
+            serde_json::json!({"redirect_uris": ["https://a/cb"], "software_id": "x\u{200F}"}),
+            "U+200F",
+        ),
+        (
             serde_json::json!({"redirect_uris": ["https://a/cb"], "scope": "a\"b"}),
             "scope",
         ),
