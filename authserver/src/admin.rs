@@ -44,7 +44,9 @@ pub async fn revoke(
 ) -> Result<Vec<RevocationEvent>, AdminError> {
     let store =
         Store::new(&config.redis.url, &config.redis.key_prefix).map_err(AdminError::RedisUrl)?;
-    let lifetime = config.tokens.access_token.max(config.tokens.refresh_token);
+    // As `revocation::longest_lifetime`: the longest token plus the filter's clock leeway.
+    let lifetime =
+        config.tokens.access_token.max(config.tokens.refresh_token) + config.filter.clock_leeway;
     revoke_in(&store, lifetime, system_now(), target).await
 }
 

@@ -22,10 +22,16 @@ pub async fn revoke(
     revoke_for(store, longest_lifetime(settings), now, target).await
 }
 
-/// The longest any token lives: how long a grant, user or client revocation must be kept.
+/// How long past its issue any token can still be accepted: the longest token lifetime plus
+/// the filter's clock leeway (the filter and ext_authz accept a token until `exp + leeway`).
+/// A grant, user or client revocation is kept at least this long.
 pub fn longest_lifetime(settings: &Settings) -> Duration {
-    settings.access_token_ttl.max(settings.refresh_token_ttl)
+    settings.access_token_ttl.max(settings.refresh_token_ttl) + settings.clock_leeway
 }
+
+/// Kept past the last moment a revoked token could be accepted, for clock skew between the
+/// hosts that write and read revocations.
+const MARGIN_SECS: u64 = 60;
 
 /// [`revoke`] with the token lifetime given directly (the admin command has no [`Settings`]).
 pub async fn revoke_for(
@@ -37,7 +43,7 @@ pub async fn revoke_for(
     let event = RevocationEvent {
         target,
         revoked_at: now,
-        expires_at: now + lifetime.as_secs() + 60,
+        expires_at: now + lifetime.as_secs() + MARGIN_SECS,
     };
     store.revoke(&event, now).await?;
     tracing::info!(
@@ -48,9 +54,12 @@ pub async fn revoke_for(
     Ok(event)
 }
 
-/// Revokes one access token (by `jti`) until its expiry `exp`.
+/// Revokes one access token (by `jti`) for as long as it could be accepted: until its `exp`
+/// plus the clock leeway, and a margin. (Kept only until `exp`, the revocation vanished while
+/// the filter and ext_authz still accepted the token for the leeway.)
 pub async fn revoke_token(
     store: &Store,
+    settings: &Settings,
     now: u64,
     jti: &str,
     exp: u64,
@@ -58,7 +67,7 @@ pub async fn revoke_token(
     let event = RevocationEvent {
         target: RevocationTarget::Token(jti.to_owned()),
         revoked_at: now,
-        expires_at: exp.max(now + 1),
+        expires_at: exp.max(now) + settings.clock_leeway.as_secs() + MARGIN_SECS,
     };
     store.revoke(&event, now).await?;
     tracing::info!(kind = "token", "revoked an access token");

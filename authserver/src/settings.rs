@@ -81,6 +81,8 @@ pub struct Settings {
     pub services: Vec<ResourceService>,
     pub global_access: AccessList,
     pub access_token_ttl: Duration,
+    /// `filter.clock_leeway`: the filter and ext_authz accept a token this long past `exp`.
+    pub clock_leeway: Duration,
     pub refresh_token_ttl: Duration,
     pub code_ttl: Duration,
     /// `None`: registered clients never expire.
@@ -133,6 +135,7 @@ impl Settings {
             services,
             global_access: config.access.clone(),
             access_token_ttl: config.tokens.access_token,
+            clock_leeway: config.filter.clock_leeway,
             refresh_token_ttl: config.tokens.refresh_token,
             code_ttl: config.tokens.authorization_code,
             client_ttl: Some(config.tokens.client_registration).filter(|d| !d.is_zero()),

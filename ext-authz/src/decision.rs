@@ -13,6 +13,8 @@
 
 use std::time::Duration;
 
+use mcp_auth_gateway::config::IdentityClaim;
+
 use crate::facts::{FactsError, HttpFacts, RequestFacts};
 use crate::policy::{AccessOutcome, ListScope, ServiceRule, User};
 use crate::state::{TargetKind, View};
@@ -91,6 +93,20 @@ pub struct Identity {
     pub client_id: String,
     /// Space-delimited; may be empty.
     pub scopes: String,
+    /// The service's own identity headers and what each carries.
+    pub service_headers: Vec<(String, IdentityClaim)>,
+}
+
+impl Identity {
+    /// The value `claim` has for this caller (may be empty).
+    pub fn value_of(&self, claim: IdentityClaim) -> &str {
+        match claim {
+            IdentityClaim::UserId => &self.user_id,
+            IdentityClaim::Login => &self.login,
+            IdentityClaim::ClientId => &self.client_id,
+            IdentityClaim::Scopes => &self.scopes,
+        }
+    }
 }
 
 /// Decides one request at `now` (Unix seconds) against `view`.
@@ -132,7 +148,7 @@ pub fn decide(facts: Result<&RequestFacts<'_>, &FactsError>, view: &View, now: u
     };
     let remaining = Duration::from_secs(remaining);
 
-    if let Some(kind) = revoked_by(facts, view, now) {
+    if let Some(kind) = revoked_by(facts, view) {
         // Revocation is final for this token: the verdict holds until the token dies.
         return decision(unauthenticated(Unauthenticated::Revoked(kind)), remaining);
     }
@@ -168,17 +184,22 @@ pub fn decide(facts: Result<&RequestFacts<'_>, &FactsError>, view: &View, now: u
         login: user.login.to_owned(),
         client_id: token.client_id.to_string(),
         scopes: token.scope.to_string(),
+        service_headers: rule.identity_headers.clone(),
     };
     decision(Verdict::Allow(identity), list_bound)
 }
 
-/// The first revocation record that covers the token, if any. Records past their
-/// `expires_at` cover nothing that can still be valid and are ignored (pruning drops them).
-fn revoked_by(facts: &RequestFacts<'_>, view: &View, now: u64) -> Option<TargetKind> {
+/// The first revocation record that covers the token, if any. A record covers its tokens for
+/// as long as it is in the snapshot, whatever its `expires_at`: the token's own acceptance
+/// window (`exp + leeway`, checked before this) is what ends, and the authserver keeps every
+/// record past the end of the windows it covers. Pruning drops records only after that.
+fn revoked_by(facts: &RequestFacts<'_>, view: &View) -> Option<TargetKind> {
     let token = &facts.token;
     let revocations = &view.store.revocations;
-    let live = |kind, id| revocations.get(kind, id).filter(|r| r.expires_at > now);
-    if live(TargetKind::Token, &token.token_id).is_some() {
+    if revocations
+        .get(TargetKind::Token, &token.token_id)
+        .is_some()
+    {
         return Some(TargetKind::Token);
     }
     let issued_at = token.issued_at;
@@ -188,7 +209,11 @@ fn revoked_by(facts: &RequestFacts<'_>, view: &View, now: u64) -> Option<TargetK
         (TargetKind::Client, &*token.client_id),
     ]
     .into_iter()
-    .find(|(kind, id)| live(*kind, id).is_some_and(|r| issued_at <= r.revoked_at))
+    .find(|(kind, id)| {
+        revocations
+            .get(*kind, id)
+            .is_some_and(|r| issued_at <= r.revoked_at)
+    })
     .map(|(kind, _)| kind)
 }
 

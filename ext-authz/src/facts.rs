@@ -108,10 +108,11 @@ impl<'a> RequestFacts<'a> {
     }
 }
 
-/// Names of the request's headers in the gateway's reserved namespace
-/// ([`mcp_auth_proto::handoff::RESERVED_PREFIX`]): whatever a client sent there is removed
-/// before the request goes upstream, with the hand-off header itself.
-pub fn reserved_header_names(check: &CheckRequest) -> Vec<&str> {
+/// Names of the request's headers no MCP server may receive from a client: those in the
+/// gateway's reserved namespace ([`mcp_auth_proto::handoff::RESERVED_PREFIX`]) and those in
+/// `stripped` (identity headers servers trust). They are removed before the request goes
+/// upstream, with the hand-off header itself.
+pub fn reserved_header_names<'a>(check: &'a CheckRequest, stripped: &[String]) -> Vec<&'a str> {
     let Some(http) = check
         .attributes
         .as_ref()
@@ -129,7 +130,9 @@ pub fn reserved_header_names(check: &CheckRequest) -> Vec<&str> {
                 .iter()
                 .flat_map(|m| m.headers.iter().map(|h| h.key.as_str())),
         )
-        .filter(|name| name.starts_with(RESERVED_PREFIX))
+        .filter(|name| {
+            name.starts_with(RESERVED_PREFIX) || stripped.iter().any(|s| s.as_str() == *name)
+        })
         .collect();
     names.sort_unstable();
     names.dedup();

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 
 use mcp_auth_gateway::GatewayConfig;
-use mcp_auth_gateway::config::AccessList;
+use mcp_auth_gateway::config::{AccessList, IdentityClaim};
 use mcp_auth_proto::store::UserRecord;
 
 /// One compiled `access` list.
@@ -126,6 +126,8 @@ pub struct ServiceRule {
     pub access: Option<AccessRule>,
     /// RFC 9728 §3.1 metadata URL, advertised in `WWW-Authenticate` challenges.
     pub resource_metadata_url: String,
+    /// The service's own identity headers (`services[].identity_headers`).
+    pub identity_headers: Vec<(String, IdentityClaim)>,
 }
 
 /// The allow-lists of a whole config.
@@ -145,6 +147,11 @@ impl AccessPolicy {
                 let rule = ServiceRule {
                     access: service.access.as_ref().map(AccessRule::new),
                     resource_metadata_url: service.resource_metadata_url(),
+                    identity_headers: service
+                        .identity_headers
+                        .iter()
+                        .map(|(name, claim)| (name.clone(), *claim))
+                        .collect(),
                 };
                 (service.name.clone(), rule)
             })

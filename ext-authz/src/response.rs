@@ -78,25 +78,45 @@ fn header(key: &str, value: &str) -> HeaderValueOption {
 }
 
 fn allowed(identity: &Identity, names: &IdentityHeaders, reserved: &[&str]) -> OkHttpResponse {
+    let service_headers = identity
+        .service_headers
+        .iter()
+        .map(|(name, claim)| (name, identity.value_of(*claim)));
+    let mut headers = Vec::with_capacity(4 + identity.service_headers.len());
+    let mut emptied = Vec::new();
+    for (name, value) in [
+        (&names.user_id, identity.user_id.as_str()),
+        (&names.user_login, identity.login.as_str()),
+        (&names.client_id, identity.client_id.as_str()),
+        (&names.scopes, identity.scopes.as_str()),
+    ]
+    .into_iter()
+    .chain(service_headers)
+    {
+        if value.is_empty() {
+            emptied.push(name.clone());
+        } else {
+            headers.push(header(name, value));
+        }
+    }
+    // A header we set replaces the client's copy (OVERWRITE_IF_EXISTS_OR_ADD); every other
+    // reserved or stripped header the client sent is removed.
+    let set = |name: &str| {
+        headers
+            .iter()
+            .any(|h| h.header.as_ref().is_some_and(|h| h.key == name))
+    };
     let mut headers_to_remove: Vec<String> =
         vec!["authorization".to_owned(), HANDOFF_HEADER.to_owned()];
     headers_to_remove.extend(
         reserved
             .iter()
-            .filter(|name| **name != HANDOFF_HEADER)
+            .filter(|name| **name != HANDOFF_HEADER && !set(name))
             .map(|name| (*name).to_owned()),
     );
-    let mut headers = Vec::with_capacity(4);
-    for (name, value) in [
-        (&names.user_id, &identity.user_id),
-        (&names.user_login, &identity.login),
-        (&names.client_id, &identity.client_id),
-        (&names.scopes, &identity.scopes),
-    ] {
-        if value.is_empty() {
-            headers_to_remove.push(name.clone());
-        } else {
-            headers.push(header(name, value));
+    for name in emptied {
+        if !headers_to_remove.contains(&name) {
+            headers_to_remove.push(name);
         }
     }
     OkHttpResponse {

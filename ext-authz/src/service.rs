@@ -57,7 +57,7 @@ impl AuthorizationService {
         let response = check_response(
             &decision,
             &view.settings.identity_headers,
-            &reserved_header_names(check),
+            &reserved_header_names(check, &view.settings.stripped_headers),
         );
         Ok((decision, response))
     }

@@ -22,6 +22,9 @@ pub struct Settings {
     pub generation: u64,
     pub access: AccessPolicy,
     pub identity_headers: IdentityHeaders,
+    /// Request headers no MCP server may receive from a client
+    /// ([`GatewayConfig::stripped_request_headers`]).
+    pub stripped_headers: Vec<String>,
     /// `filter.clock_leeway` in seconds: the filter accepts a token this long past `exp`.
     pub clock_leeway: u64,
     /// How long to keep answering from memory after Redis stopped answering.
@@ -53,10 +56,26 @@ impl Settings {
             }
             seen.push(name);
         }
+        for (i, name) in headers.strip.iter().enumerate() {
+            check_identity_header(&format!("ext_authz.identity_headers.strip[{i}]"), name)?;
+        }
+        for (i, service) in config.services.iter().enumerate() {
+            for name in service.identity_headers.keys() {
+                let field = format!("services[{i}].identity_headers.{name}");
+                check_identity_header(&field, name)?;
+                if seen.contains(&name.as_str()) {
+                    return Err(invalid(
+                        field,
+                        format!("{name:?} is already a global identity header"),
+                    ));
+                }
+            }
+        }
         Ok(Self {
             generation,
             access: AccessPolicy::from_config(config),
             identity_headers: headers.clone(),
+            stripped_headers: config.stripped_request_headers(),
             clock_leeway: config.filter.clock_leeway.as_secs(),
             redis_grace: config.ext_authz.redis_grace,
             resync_interval: config.ext_authz.resync_interval,

@@ -165,6 +165,56 @@ pub struct IdentityHeaders {
     pub client_id: String,
     #[serde(default = "default_scopes_header")]
     pub scopes: String,
+    /// Headers MCP servers commonly trust as identity (set by other gateways: the seed's
+    /// ForwardAuth `X-User-*`, oauth2-proxy's `X-Auth-Request-*`, `X-Forwarded-User`,
+    /// `Remote-User`…), removed from every request before it goes upstream, whatever the
+    /// client sent. Every identity header name configured here or per service is removed too.
+    #[serde(default = "default_stripped_identity_headers")]
+    pub strip: Vec<String>,
+}
+
+/// What a service-specific identity header carries (`services[].identity_headers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityClaim {
+    /// The user's stable id (`sub`).
+    UserId,
+    /// The user's login.
+    Login,
+    /// The OAuth client's id.
+    ClientId,
+    /// The granted scopes, space-delimited.
+    Scopes,
+}
+
+/// The default of `ext_authz.identity_headers.strip`.
+pub const DEFAULT_STRIPPED_IDENTITY_HEADERS: &[&str] = &[
+    "x-user-id",
+    "x-user-name",
+    "x-user-login",
+    "x-user-email",
+    "x-user-groups",
+    "x-user-roles",
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "x-forwarded-access-token",
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-groups",
+    "x-auth-request-preferred-username",
+    "x-auth-request-access-token",
+    "remote-user",
+    "x-remote-user",
+    "x-authenticated-user",
+];
+
+fn default_stripped_identity_headers() -> Vec<String> {
+    DEFAULT_STRIPPED_IDENTITY_HEADERS
+        .iter()
+        .map(|name| (*name).to_owned())
+        .collect()
 }
 
 /// Token verification in the Envoy filter.
@@ -226,6 +276,29 @@ impl AccessList {
 }
 
 impl GatewayConfig {
+    /// Every request header removed before a request reaches any MCP server, lowercase and
+    /// sorted: `ext_authz.identity_headers.strip` and every identity header name the gateway
+    /// sets (globally and per service). Envoy removes them before the token filter runs, and
+    /// ext_authz's answer removes them again (what an Istio `CUSTOM` provider relies on).
+    pub fn stripped_request_headers(&self) -> Vec<String> {
+        let headers = &self.ext_authz.identity_headers;
+        let mut names: Vec<String> = headers
+            .strip
+            .iter()
+            .chain([
+                &headers.user_id,
+                &headers.user_login,
+                &headers.client_id,
+                &headers.scopes,
+            ])
+            .chain(self.services.iter().flat_map(|s| s.identity_headers.keys()))
+            .map(|name| name.to_ascii_lowercase())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
     /// The issuer exactly as clients and tokens carry it (no trailing slash).
     pub fn issuer_str(&self) -> &str {
         self.issuer.as_str().trim_end_matches('/')
@@ -318,6 +391,7 @@ impl Default for IdentityHeaders {
             user_login: default_user_login_header(),
             client_id: default_client_id_header(),
             scopes: default_scopes_header(),
+            strip: default_stripped_identity_headers(),
         }
     }
 }

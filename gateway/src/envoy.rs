@@ -24,8 +24,8 @@ pub const EXT_AUTHZ_CLUSTER: &str = "mcp_ext_authz";
 pub const WASM_FILTER_NAME: &str = "mcp_auth.token_filter";
 /// Name of the CORS filter, which answers browser preflights before any token is asked for.
 pub const CORS_FILTER_NAME: &str = "envoy.filters.http.cors";
-/// Name of the filter that strips the reserved `x-mcp-auth*` headers clients send (fast
-/// mode; in per-request mode ext_authz's answer removes them).
+/// Name of the filter that strips client-sent identity headers (and, in fast mode, the
+/// reserved `x-mcp-auth*` namespace) before the token filter.
 pub const STRIP_RESERVED_FILTER_NAME: &str = "mcp_auth.strip_reserved_headers";
 /// Request headers a browser MCP client may send (streamable HTTP and its auth).
 const CORS_ALLOW_HEADERS: &str = "authorization, content-type, accept, last-event-id, mcp-protocol-version, mcp-session-id, mcp-method, mcp-name";
@@ -70,6 +70,8 @@ struct Context {
     ext_authz_per_request: bool,
     strip_reserved_filter_name: &'static str,
     reserved_header_prefix: &'static str,
+    /// Removed from every request before the token filter ([`GatewayConfig::stripped_request_headers`]).
+    stripped_headers: Vec<String>,
     filter_config_json: String,
     ext_authz_cluster: &'static str,
     ext_authz_timeout: String,
@@ -138,6 +140,7 @@ pub fn render(config: &GatewayConfig, options: &RenderOptions) -> Result<String,
         ext_authz_per_request: config.ext_authz.mode == ExtAuthzMode::PerRequest,
         strip_reserved_filter_name: STRIP_RESERVED_FILTER_NAME,
         reserved_header_prefix: mcp_auth_proto::handoff::RESERVED_PREFIX,
+        stripped_headers: config.stripped_request_headers(),
         filter_config_json: serde_json::to_string(&filter_config(config))?,
         ext_authz_cluster: EXT_AUTHZ_CLUSTER,
         ext_authz_timeout: seconds(config.ext_authz.timeout),

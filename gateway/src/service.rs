@@ -8,7 +8,7 @@ use mcp_auth_proto::scope::Scope;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::config::AccessList;
+use crate::config::{AccessList, IdentityClaim};
 
 /// An MCP service behind the gateway.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -50,6 +50,11 @@ pub struct Service {
     /// Who may use this service, on top of the global `access` list. Absent: the global list.
     #[serde(default)]
     pub access: Option<AccessList>,
+    /// More identity headers for this service's MCP server, by name: what a server built for
+    /// another gateway reads (the seed's servers read `x-user-id` and `x-user-name`). Set by
+    /// the gateway like the global ones; client-sent copies never pass.
+    #[serde(default)]
+    pub identity_headers: BTreeMap<String, IdentityClaim>,
 }
 
 /// The MCP server itself.

@@ -27,6 +27,8 @@ pub struct StackOptions {
     /// Also run a second service, `echo` at `/echo/mcp`, whose upstream is a [`HeaderEcho`]
     /// that records what reaches it.
     pub header_echo: bool,
+    /// More settings of the `echo` service, as YAML lines indented by four spaces.
+    pub echo_config: String,
     /// Start Envoy before the authserver (which then runs only after
     /// [`Stack::start_authserver`]), as when the authserver is down while Envoy starts.
     pub authserver_later: bool,
@@ -92,8 +94,9 @@ impl Stack {
         };
         let echo_service = echo.as_ref().map_or_else(String::new, |echo| {
             format!(
-                "  - name: echo\n    upstream: {{ url: \"{}\" }}\n",
-                echo.url()
+                "  - name: echo\n    upstream: {{ url: \"{}\" }}\n{}",
+                echo.url(),
+                options.echo_config
             )
         });
         let port = ReservedPort::new()?;

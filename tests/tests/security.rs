@@ -602,15 +602,13 @@ async fn hostile_registrations_and_authorization_requests_are_refused() {
             "invalid_scope",
         ),
     ] {
+        // Nobody approved this client yet: the error is our page, never a redirect to its
+        // registered URI (which anyone can point at a phishing site; RFC 9700 §4.11.2).
         let response = Browser::new().get(&url).await;
-        assert!(
-            response.status().is_redirection(),
-            "{case}: {}",
-            response.status()
-        );
-        let back = params(response.headers()["location"].to_str().unwrap());
-        assert_eq!(back["error"], error, "{case}");
-        assert_eq!(back["iss"], stack.issuer(), "{case}");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{case}");
+        assert!(response.headers().get("location").is_none(), "{case}");
+        let page = response.text().await.unwrap();
+        assert!(page.contains(error), "{case}: {page}");
     }
 
     // A Client ID Metadata Document on a private address is never fetched.
@@ -678,4 +676,140 @@ async fn hostile_registrations_and_authorization_requests_are_refused() {
         StatusCode::OK,
         "another client revoked the token"
     );
+}
+
+/// A stack for the hardening cases: the `echo` service records what reaches it and reads the
+/// seed's identity headers; `ext_authz` in `fast_mode` or per request.
+async fn hardening_stack(fast_mode: bool, extra_config: &str) -> (Stack, FakeGitHub) {
+    let github = FakeGitHub::start("hard-app", "hard-secret").await.unwrap();
+    github.sign_in(FakeUser::new(583231, "octocat"));
+    let stack = Stack::start_with(StackOptions {
+        env: github.env(),
+        header_echo: true,
+        echo_config: "    identity_headers: { x-user-id: user_id, x-user-name: login }\n".into(),
+        extra_config: extra_config.into(),
+        fast_mode,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    (stack, github)
+}
+
+/// A signed-in client of the echo service: its access token and client id.
+async fn echo_token(stack: &Stack) -> (String, String, mcp_auth_e2e::oauth::Discovered) {
+    let discovered = mcp_auth_e2e::oauth::discover_at(&stack.url(ECHO), stack.issuer()).await;
+    let client_id = register(&discovered).await;
+    let back = params(&sign_in(stack, &discovered, &client_id).await);
+    let (status, tokens) = exchange(&discovered, &client_id, &back["code"], VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    (access, client_id, discovered)
+}
+
+/// Hardening 1: a token revoked shortly before its `exp` stays refused afterwards, while the
+/// filter would still accept its signature for the clock leeway (30 s).
+async fn a_revoked_token_stays_refused_past_its_exp(fast_mode: bool) {
+    let (stack, _github) = hardening_stack(fast_mode, "tokens: { access_token: 3s }").await;
+    let (access, client_id, discovered) = echo_token(&stack).await;
+    let exp = {
+        let payload = access.split('.').nth(1).unwrap();
+        let claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        claims["exp"].as_u64().unwrap()
+    };
+    assert_eq!(
+        mcp(&stack, Some(&format!("Bearer {access}")), &[])
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let revoked = reqwest::Client::new()
+        .post(discovered.metadata["revocation_endpoint"].as_str().unwrap())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("token", &access), ("client_id", &client_id)]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::OK);
+    // Past `exp`, inside the leeway: once the revocation record was gone, the token passed.
+    mcp_auth_e2e::poll::until(
+        "the token's exp to pass",
+        std::time::Duration::from_secs(10),
+        || async { (unix_now() > exp + 1).then_some(()) },
+    )
+    .await
+    .unwrap();
+    let before = reached(&stack);
+    for _ in 0..3 {
+        let response = mcp(&stack, Some(&format!("Bearer {access}")), &[]).await;
+        refused(
+            "revoked, past exp, inside the leeway",
+            response,
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+        )
+        .await;
+    }
+    assert_eq!(
+        reached(&stack),
+        before,
+        "a revoked token reached the MCP server"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_stays_refused_past_its_exp_per_request() {
+    a_revoked_token_stays_refused_past_its_exp(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_stays_refused_past_its_exp_fast_mode() {
+    a_revoked_token_stays_refused_past_its_exp(true).await;
+}
+
+/// Hardening 12: identity headers MCP servers already trust (the seed's ForwardAuth
+/// `X-User-*`, `X-Forwarded-User`, `Remote-User`…) never pass from the client; a service that
+/// reads the seed's headers gets them from the gateway.
+async fn identity_headers_servers_trust_are_set_by_the_gateway_only(fast_mode: bool) {
+    let (stack, _github) = hardening_stack(fast_mode, "").await;
+    let (access, _, _) = echo_token(&stack).await;
+    let forged = [
+        ("x-user-id", "1"),
+        ("x-user-name", "admin"),
+        ("x-user-email", "admin@example.com"),
+        ("x-forwarded-user", "admin"),
+        ("x-forwarded-email", "admin@example.com"),
+        ("x-forwarded-groups", "admins"),
+        ("x-auth-request-user", "admin"),
+        ("remote-user", "admin"),
+        ("x-remote-user", "admin"),
+        ("x-mcp-user-id", "1"),
+        ("x-mcp-user-login", "admin"),
+    ];
+    let response = mcp(&stack, Some(&format!("Bearer {access}")), &forged).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen = stack.echo.as_ref().unwrap().requests();
+    let headers = seen.last().unwrap();
+    assert_eq!(headers["x-user-id"], "583231", "{headers:?}");
+    assert_eq!(headers["x-user-name"], "octocat", "{headers:?}");
+    assert_eq!(headers["x-mcp-user-id"], "583231", "{headers:?}");
+    assert_eq!(headers["x-mcp-user-login"], "octocat", "{headers:?}");
+    for (name, _) in &forged[2..9] {
+        assert!(
+            !headers.contains_key(*name),
+            "{name} reached the server: {headers:?}"
+        );
+    }
+    assert!(!headers.contains_key("authorization"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_headers_servers_trust_are_set_by_the_gateway_only_per_request() {
+    identity_headers_servers_trust_are_set_by_the_gateway_only(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_headers_servers_trust_are_set_by_the_gateway_only_fast_mode() {
+    identity_headers_servers_trust_are_set_by_the_gateway_only(true).await;
 }

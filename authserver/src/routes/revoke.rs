@@ -35,7 +35,14 @@ pub async fn revoke(
                 ));
             }
             if claims.exp > now {
-                revocation::revoke_token(&state.store, now, &claims.jti, claims.exp).await?;
+                revocation::revoke_token(
+                    &state.store,
+                    &state.settings,
+                    now,
+                    &claims.jti,
+                    claims.exp,
+                )
+                .await?;
             }
         }
     } else {

@@ -113,6 +113,7 @@ fn valid_token_on_open_service_is_allowed_with_identity() {
                 login: "alice".into(),
                 client_id: "client-1".into(),
                 scopes: "mcp".into(),
+                service_headers: Vec::new(),
             }),
             // Bounded by the resync interval, not the token's remaining 530 s.
             valid_for: Duration::from_secs(60),
@@ -226,12 +227,40 @@ fn revocations_of_other_targets_do_not_apply() {
 }
 
 #[test]
-fn expired_revocation_records_are_ignored() {
+fn a_revoked_token_stays_refused_through_the_clock_leeway_past_its_exp() {
+    // The filter accepts a token until `exp + leeway` (30 s here): a revocation must hold
+    // for all of it, even if its record claims to expire at `exp`.
     let http = http();
-    let store = with_revocation(RevocationTarget::Grant("grant-1".into()), NOW, NOW);
-    let view = view("access: { users: ['*'] }", store);
-    let decision = decide(Ok(&facts(&http, "svc")), &view, NOW);
-    assert!(matches!(decision.verdict, Verdict::Allow(_)));
+    for target in [
+        RevocationTarget::Token("jti-1".into()),
+        RevocationTarget::Grant("grant-1".into()),
+    ] {
+        let store = with_revocation(target.clone(), IAT, EXP);
+        let view = view("access: { users: ['*'] }", store);
+        for now in [EXP - 1, EXP, EXP + 1, EXP + 29] {
+            let decision = decide(Ok(&facts(&http, "svc")), &view, now);
+            assert!(
+                matches!(
+                    decision.verdict,
+                    Verdict::Unauthenticated {
+                        reason: Unauthenticated::Revoked(_),
+                        ..
+                    }
+                ),
+                "{target:?} at exp{:+}: {:?}",
+                now as i64 - EXP as i64,
+                decision.verdict
+            );
+        }
+        let after = decide(Ok(&facts(&http, "svc")), &view, EXP + 30);
+        assert!(matches!(
+            after.verdict,
+            Verdict::Unauthenticated {
+                reason: Unauthenticated::Expired,
+                ..
+            }
+        ));
+    }
 }
 
 #[test]
@@ -326,6 +355,7 @@ fn team_only_service_needs_a_user_record_with_the_team() {
             login: "alice-renamed".into(),
             client_id: "client-1".into(),
             scopes: "mcp".into(),
+            service_headers: Vec::new(),
         })
     );
 }

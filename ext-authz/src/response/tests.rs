@@ -4,6 +4,7 @@ use super::*;
 use crate::decision::InvalidationKeys;
 use crate::facts::FactsError;
 use crate::state::TargetKind;
+use mcp_auth_gateway::config::IdentityClaim;
 use mcp_auth_proto::handoff::HANDOFF_HEADER;
 
 fn decision(verdict: Verdict) -> Decision {
@@ -26,6 +27,7 @@ fn identity(login: &str, scopes: &str) -> Identity {
         login: login.into(),
         client_id: "c1".into(),
         scopes: scopes.into(),
+        service_headers: Vec::new(),
     }
 }
 
@@ -198,5 +200,32 @@ fn metadata_carries_cache_facts() {
     assert_eq!(
         inner.fields["grant_id"].kind,
         Some(Kind::StringValue("g".into()))
+    );
+}
+
+#[test]
+fn a_service_gets_its_own_identity_headers_and_client_copies_of_stripped_ones_are_removed() {
+    let mut caller = identity("alice", "mcp");
+    caller.service_headers = vec![
+        ("x-user-id".to_owned(), IdentityClaim::UserId),
+        ("x-user-name".to_owned(), IdentityClaim::Login),
+    ];
+    // The client sent its own x-user-id (replaced by ours) and x-forwarded-user (removed).
+    let response = check_response(
+        &decision(Verdict::Allow(caller)),
+        &IdentityHeaders::default(),
+        &["x-forwarded-user", "x-user-id"],
+    );
+    let ok = ok(&response);
+    assert_eq!(header_value(&ok.headers, "x-user-id"), Some("42"));
+    assert_eq!(header_value(&ok.headers, "x-user-name"), Some("alice"));
+    assert!(
+        ok.headers_to_remove
+            .contains(&"x-forwarded-user".to_owned())
+    );
+    assert!(
+        !ok.headers_to_remove.contains(&"x-user-id".to_owned()),
+        "a header we set is overwritten, not removed: {:?}",
+        ok.headers_to_remove
     );
 }

@@ -175,7 +175,9 @@ async fn attacks_and_mistakes_are_refused() {
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(response.headers().get("location").is_none());
 
-    // An unknown resource: invalid_target back at the client, with iss.
+    // An unknown resource from a client this browser's user never approved: invalid_target
+    // on our page, not a redirect to the client's URI (RFC 9700 §4.11.2: anyone can register
+    // a client whose redirect URI is a phishing page).
     let response = Browser::new()
         .get(&authorize_url(
             &discovered,
@@ -183,9 +185,9 @@ async fn attacks_and_mistakes_are_refused() {
             "http://127.0.0.1:1/other/mcp",
         ))
         .await;
-    let back = params(&location(&response));
-    assert_eq!(back["error"], "invalid_target");
-    assert_eq!(back["iss"], stack.issuer());
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get("location").is_none());
+    assert!(response.text().await.unwrap().contains("invalid_target"));
 
     // A wrong verifier, then the code replayed: both refused.
     let back = params(&sign_in(&stack, &discovered, &client_id).await);
