@@ -3,7 +3,8 @@
 
 pub mod cimd;
 
-use crate::oauth::client::Client;
+use crate::oauth::client::{Client, ClientKind};
+use crate::settings::Settings;
 use crate::store::{Store, StoreError};
 
 /// Longest `client_id` looked up (registered ids are 22 characters; URLs are bounded by CIMD).
@@ -38,4 +39,26 @@ pub async fn resolve(
         return Err(ClientError::Unknown);
     }
     Client::from_record(record).ok_or(ClientError::Unknown)
+}
+
+/// Records that `client` was used (a code was exchanged): a registration's short unused
+/// lifetime (`tokens.unused_client_registration`) becomes its full one.
+pub async fn mark_used(
+    store: &Store,
+    settings: &Settings,
+    client: &Client,
+    now: u64,
+) -> Result<(), StoreError> {
+    if client.kind != ClientKind::Registered {
+        return Ok(());
+    }
+    let Some(mut record) = store.client(&client.client_id).await? else {
+        return Ok(());
+    };
+    if record.used {
+        return Ok(());
+    }
+    record.used = true;
+    record.expires_at = settings.client_ttl.map(|ttl| now + ttl.as_secs());
+    store.put_client(&record, now).await
 }

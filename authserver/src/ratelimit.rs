@@ -1,5 +1,7 @@
-//! Per-client-IP rate limits on `/register` and `/token` (GCRA: a steady rate with a burst of
-//! one minute's allowance), in memory per authserver instance.
+//! Per-client-IP rate limits on `/register`, `/token` and the sign-in pages (`/authorize`,
+//! `/login/*`: every `/authorize` writes a pending record to Redis, so an unlimited one lets
+//! anyone fill it), GCRA: a steady rate with a burst of one minute's allowance, in memory per
+//! authserver instance.
 //!
 //! The client IP is the TCP peer, unless the peer is loopback or a private address (Envoy,
 //! which runs with `use_remote_address` and appends the address it saw to
@@ -11,7 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -26,6 +28,8 @@ const SWEEP_AT: usize = 10_000;
 pub enum Bucket {
     Register,
     Token,
+    /// `/authorize` and `/login/*`: pages, answered with a page.
+    SignIn,
 }
 
 /// The limiter: per (bucket, IP), the GCRA theoretical arrival time.
@@ -90,19 +94,46 @@ pub fn client_ip(peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<IpAddr
     peer_ip
 }
 
+/// How long the request's client must wait, when it is over `bucket`'s limit.
+fn over_limit(state: &AppState, bucket: Bucket, request: &Request) -> Option<Duration> {
+    let limiter = state.limiter.as_ref()?;
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    let ip = client_ip(peer, request.headers()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let wait = limiter.check(bucket, ip, Instant::now()).err()?;
+    tracing::info!(%ip, ?bucket, "rate limited");
+    Some(wait)
+}
+
 async fn limit(state: &AppState, bucket: Bucket, request: Request, next: Next) -> Response {
-    if let Some(limiter) = &state.limiter {
-        let peer = request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0);
-        let ip = client_ip(peer, request.headers()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        if let Err(wait) = limiter.check(bucket, ip, Instant::now()) {
-            tracing::info!(%ip, ?bucket, "rate limited");
-            return ApiError::rate_limited(wait.as_secs_f64().ceil() as u64).into_response();
-        }
+    match over_limit(state, bucket, &request) {
+        Some(wait) => ApiError::rate_limited(wait.as_secs_f64().ceil() as u64).into_response(),
+        None => next.run(request).await,
     }
-    next.run(request).await
+}
+
+/// Middleware for `/authorize` and `/login/*`: over the limit, a page (429, `Retry-After`).
+pub async fn limit_sign_in(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(wait) = over_limit(&state, Bucket::SignIn, &request) else {
+        return next.run(request).await;
+    };
+    let mut response = crate::pages::PageError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too many sign-in attempts",
+        "Too many sign-in requests came from your network. Wait a minute, then try again from your application.",
+    )
+    .into_response();
+    let seconds = wait.as_secs_f64().ceil() as u64;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&seconds.max(1).to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
 }
 
 /// Middleware for `/register`.

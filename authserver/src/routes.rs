@@ -82,7 +82,11 @@ pub fn router(state: AppState) -> Router {
         .route(
             crate::idp::dev::DEV_LOGIN_PATH,
             get(login::dev_form).post(login::dev_submit),
-        );
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::ratelimit::limit_sign_in,
+        ));
 
     Router::new()
         .route(paths::HEALTH, get(health::healthz))

@@ -87,6 +87,8 @@ pub struct Settings {
     pub code_ttl: Duration,
     /// `None`: registered clients never expire.
     pub client_ttl: Option<Duration>,
+    /// `tokens.unused_client_registration`: how long a registration lives until first used.
+    pub unused_client_ttl: Duration,
     pub signing_alg: SigningAlg,
     /// A key the operator provides (`MCP_AUTH_SIGNING_KEY[_FILE]`); its algorithm then
     /// replaces `signing_alg`.
@@ -139,6 +141,7 @@ impl Settings {
             refresh_token_ttl: config.tokens.refresh_token,
             code_ttl: config.tokens.authorization_code,
             client_ttl: Some(config.tokens.client_registration).filter(|d| !d.is_zero()),
+            unused_client_ttl: config.tokens.unused_client_registration,
             signing_alg: provided_key
                 .as_ref()
                 .map_or(config.authserver.signing_alg, |key| key.alg),

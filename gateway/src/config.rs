@@ -247,6 +247,15 @@ pub struct TokenLifetimes {
     /// Lifetime of a dynamically registered client; `0s` means it never expires.
     #[serde(default = "default_client_ttl", with = "humantime_serde")]
     pub client_registration: Duration,
+    /// Lifetime of a registration no code was ever exchanged for: anyone may register, so
+    /// what nobody uses must not stay (its first code exchange extends it to
+    /// `client_registration`).
+    #[serde(default = "default_unused_client_ttl", with = "humantime_serde")]
+    pub unused_client_registration: Duration,
+}
+
+fn default_unused_client_ttl() -> Duration {
+    Duration::from_secs(24 * 3600)
 }
 
 /// Who may use a service: GitHub logins, organisations, and teams (`org/team`).
@@ -411,6 +420,7 @@ impl Default for TokenLifetimes {
             refresh_token: default_refresh_ttl(),
             authorization_code: default_code_ttl(),
             client_registration: default_client_ttl(),
+            unused_client_registration: default_unused_client_ttl(),
         }
     }
 }

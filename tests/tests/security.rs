@@ -813,3 +813,34 @@ async fn identity_headers_servers_trust_are_set_by_the_gateway_only_per_request(
 async fn identity_headers_servers_trust_are_set_by_the_gateway_only_fast_mode() {
     identity_headers_servers_trust_are_set_by_the_gateway_only(true).await;
 }
+
+/// Hardening 3: a flood of `/authorize` (each would store a pending authorization in Redis)
+/// is cut off per client address after the burst, with a page, before anything is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorize_flood_is_rate_limited_before_it_fills_redis() {
+    let (stack, _github) = stack().await;
+    let discovered = discover(&stack).await;
+    let client_id = register(&discovered).await;
+    let url = mcp_auth_e2e::oauth::authorize_url(&discovered, &client_id, &discovered.resource);
+    let (mut stored, mut limited) = (0u64, 0);
+    let started = std::time::Instant::now();
+    for _ in 0..300 {
+        let response = Browser::new().get(&url).await;
+        match response.status() {
+            StatusCode::OK => stored += 1,
+            StatusCode::TOO_MANY_REQUESTS => {
+                assert!(response.headers().contains_key("retry-after"));
+                limited += 1;
+            }
+            other => panic!("authorize flood: {other}"),
+        }
+    }
+    // The default limit: 120 a minute per address (two a second), a minute's burst.
+    let refilled = 2 * started.elapsed().as_secs() + 2;
+    assert!(
+        stored <= 120 + refilled,
+        "{stored} pending authorizations stored in {:?}",
+        started.elapsed()
+    );
+    assert!(limited > 0 && limited + stored == 300);
+}

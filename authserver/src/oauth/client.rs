@@ -269,6 +269,14 @@ pub struct ClientRecord {
     /// `None`: never expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
+    /// False until a code is first exchanged: until then the record lives only
+    /// `tokens.unused_client_registration`. Records written before this field count as used.
+    #[serde(default = "used_by_default")]
+    pub used: bool,
+}
+
+fn used_by_default() -> bool {
+    true
 }
 
 impl ClientRecord {

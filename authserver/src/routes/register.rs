@@ -58,7 +58,18 @@ pub async fn register(
         secret_digest: secret.as_ref().map(Secret::digest),
         registration_token_digest: registration_token.digest(),
         issued_at: now,
-        expires_at: state.settings.client_ttl.map(|ttl| now + ttl.as_secs()),
+        // Unused registrations go soon (anyone may register); the first code exchange
+        // extends the record to its full lifetime (`clients::mark_used`).
+        expires_at: Some(
+            now + state
+                .settings
+                .client_ttl
+                .map_or(state.settings.unused_client_ttl, |ttl| {
+                    ttl.min(state.settings.unused_client_ttl)
+                })
+                .as_secs(),
+        ),
+        used: false,
     };
     state.store.put_client(&record, now).await?;
     tracing::info!(

@@ -128,6 +128,7 @@ async fn authorization_code(
             "code_verifier does not match the code_challenge",
         ));
     }
+    crate::clients::mark_used(&state.store, &state.settings, client, now).await?;
     if form
         .resource
         .as_deref()

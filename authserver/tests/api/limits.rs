@@ -180,3 +180,37 @@ async fn no_client_input_makes_a_server_error() {
         );
     }
 }
+
+#[tokio::test]
+async fn authorize_is_rate_limited_per_client_ip_and_answers_with_a_page() {
+    let server = limited_server().await;
+    let client_id = server.register_public_client().await;
+    let authorize_from = |ip: &str| {
+        Request::get(authorize_uri(&client_id, ""))
+            .header("x-forwarded-for", ip)
+            .body(Body::empty())
+            .unwrap()
+    };
+    for _ in 0..3 {
+        let page = server.send(authorize_from("203.0.113.9")).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    }
+    // Each of those stored a pending authorization; past the limit nothing more is stored.
+    let mut conn = server.redis.conn().await;
+    let pending_before: Vec<String> = redis::AsyncCommands::keys(&mut conn, "t:authz:*")
+        .await
+        .unwrap();
+    for _ in 0..20 {
+        let limited = server.send(authorize_from("203.0.113.9")).await;
+        assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(limited.text().contains("Too many sign-in attempts"));
+        assert!(limited.header("retry-after").is_some());
+        assert_eq!(limited.header("x-frame-options"), Some("DENY"));
+    }
+    let pending_after: Vec<String> = redis::AsyncCommands::keys(&mut conn, "t:authz:*")
+        .await
+        .unwrap();
+    assert_eq!(pending_before.len(), pending_after.len());
+    let other = server.send(authorize_from("198.51.100.2")).await;
+    assert_eq!(other.status, StatusCode::OK);
+}

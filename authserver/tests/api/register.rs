@@ -71,15 +71,19 @@ async fn a_confidential_client_gets_a_secret_stored_only_as_a_digest() {
 #[tokio::test]
 async fn client_lifetime_comes_from_the_config() {
     let server = TestServer::start().await;
-    let info = server
-        .json(Method::POST, "/register", &native_client(), None)
-        .await
-        .json();
+    let client_id = server.register_public_client().await;
     let mut conn = server.redis.conn().await;
-    let ttl: i64 = conn
-        .ttl(format!("t:client:{}", info["client_id"].as_str().unwrap()))
-        .await
-        .unwrap();
+    let key = format!("t:client:{client_id}");
+    // Until first used, a day (tokens.unused_client_registration)…
+    let ttl: i64 = conn.ttl(&key).await.unwrap();
+    assert!(ttl > 23 * 3600 && ttl <= 24 * 3600, "{ttl}");
+    // …then the full tokens.client_registration.
+    let code = server.code_for(&client_id, "alice").await;
+    assert_eq!(
+        server.exchange(&client_id, &code).await.status,
+        StatusCode::OK
+    );
+    let ttl: i64 = conn.ttl(&key).await.unwrap();
     assert!(ttl > 89 * 24 * 3600 && ttl <= 90 * 24 * 3600, "{ttl}");
 
     let forever = TestServer::with(
@@ -87,15 +91,14 @@ async fn client_lifetime_comes_from_the_config() {
         Default::default(),
     )
     .await;
-    let info = forever
-        .json(Method::POST, "/register", &native_client(), None)
-        .await
-        .json();
+    let client_id = forever.register_public_client().await;
+    let code = forever.code_for(&client_id, "alice").await;
+    assert_eq!(
+        forever.exchange(&client_id, &code).await.status,
+        StatusCode::OK
+    );
     let mut conn = forever.redis.conn().await;
-    let ttl: i64 = conn
-        .ttl(format!("t:client:{}", info["client_id"].as_str().unwrap()))
-        .await
-        .unwrap();
+    let ttl: i64 = conn.ttl(format!("t:client:{client_id}")).await.unwrap();
     assert_eq!(ttl, -1);
 }
 
@@ -283,4 +286,21 @@ async fn delete_removes_the_client_and_announces_the_revocation() {
         .await
         .unwrap();
     assert!(ttl > 0);
+}
+
+#[tokio::test]
+async fn a_registration_nobody_uses_expires_after_a_day_and_a_used_one_lives_on() {
+    let server = TestServer::start().await;
+    let unused = server.register_public_client().await;
+    let used = server.register_public_client().await;
+    let code = server.code_for(&used, "alice").await;
+    let exchanged = server.exchange(&used, &code).await;
+    assert_eq!(exchanged.status, StatusCode::OK, "{}", exchanged.text());
+
+    server.clock.advance(25 * 3600);
+    let page = server.get(&authorize_uri(&unused, "")).await;
+    assert_eq!(page.status, StatusCode::BAD_REQUEST);
+    assert!(page.text().contains("Unknown application"));
+    let page = server.get(&authorize_uri(&used, "")).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
 }
