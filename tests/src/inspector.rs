@@ -62,19 +62,10 @@ impl InspectorWeb {
             _home: home,
         };
         let health = format!("{}/healthz", inspector.origin());
-        let client = reqwest::Client::new();
-        poll::until(
+        poll::until_ok(
             "the MCP Inspector's /healthz",
+            &health,
             Duration::from_secs(30),
-            || async {
-                client
-                    .get(&health)
-                    .send()
-                    .await
-                    .ok()
-                    .filter(|r| r.status().is_success())
-                    .map(|_| ())
-            },
         )
         .await?;
         Ok(inspector)

@@ -374,6 +374,18 @@ pub async fn mcp_status(stack: &Stack, access_token: &str) -> StatusCode {
         .status()
 }
 
+/// RFC 7009 revocation of `token` by the public client `client_id`; the status.
+pub async fn revoke(discovered: &Discovered, client_id: &str, token: &str) -> StatusCode {
+    reqwest::Client::new()
+        .post(discovered.metadata["revocation_endpoint"].as_str().unwrap())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form(&[("token", token), ("client_id", client_id)]))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
 pub async fn introspect(discovered: &Discovered, client_id: &str, token: &str) -> Value {
     reqwest::Client::new()
         .post(

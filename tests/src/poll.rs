@@ -22,3 +22,18 @@ where
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Waits until `GET url` answers a success status, or fails after `deadline` naming `what`.
+pub async fn until_ok(what: &str, url: &str, deadline: Duration) -> Result<()> {
+    let client = reqwest::Client::new();
+    until(what, deadline, || async {
+        client
+            .get(url)
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+            .map(|_| ())
+    })
+    .await
+}

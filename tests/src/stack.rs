@@ -283,18 +283,8 @@ async fn spawn_authserver(
             eprintln!("authserver stopped: {err}");
         }
     });
-    let client = reqwest::Client::new();
     let health = format!("http://{address}/healthz");
-    poll::until("authserver /healthz", Duration::from_secs(20), || async {
-        client
-            .get(&health)
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status().is_success())
-            .map(|_| ())
-    })
-    .await?;
+    poll::until_ok("authserver /healthz", &health, Duration::from_secs(20)).await?;
     Ok(task)
 }
 

@@ -724,14 +724,10 @@ async fn a_revoked_token_stays_refused_past_its_exp(fast_mode: bool) {
             .status(),
         StatusCode::OK
     );
-    let revoked = reqwest::Client::new()
-        .post(discovered.metadata["revocation_endpoint"].as_str().unwrap())
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[("token", &access), ("client_id", &client_id)]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(
+        mcp_auth_e2e::oauth::revoke(&discovered, &client_id, &access).await,
+        StatusCode::OK
+    );
     // Past `exp`, inside the leeway: once the revocation record was gone, the token passed.
     mcp_auth_e2e::poll::until(
         "the token's exp to pass",

@@ -16,7 +16,7 @@ use mcp_auth_e2e::stack::{Stack, StackOptions};
 use reqwest::StatusCode;
 
 use mcp_auth_e2e::oauth::{
-    Discovered, INITIALIZE, VERIFIER, discover, exchange, form, params, register, sign_in,
+    Discovered, INITIALIZE, VERIFIER, discover, exchange, params, register, sign_in,
 };
 
 async fn post_echo(stack: &Stack, token: &str) -> reqwest::Result<reqwest::Response> {
@@ -154,14 +154,10 @@ async fn identity_headers_and_revocation(fast_mode: bool) {
     assert_eq!(other.status(), StatusCode::UNAUTHORIZED);
 
     // RFC 7009 revocation: the filter would still accept the signature, ext_authz must not.
-    let revoked = reqwest::Client::new()
-        .post(discovered.metadata["revocation_endpoint"].as_str().unwrap())
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(form(&[("token", &access), ("client_id", &client_id)]))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(revoked.status(), StatusCode::OK);
+    assert_eq!(
+        mcp_auth_e2e::oauth::revoke(&discovered, &client_id, &access).await,
+        StatusCode::OK
+    );
     // Refused within 1 s by every worker (fast mode: each has its own stream and cache), so
     // three requests in a row on new connections.
     let refused = mcp_auth_e2e::poll::until(
