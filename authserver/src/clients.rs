@@ -3,7 +3,7 @@
 
 pub mod cimd;
 
-use crate::oauth::client::{Client, ClientKind};
+use crate::oauth::client::Client;
 use crate::settings::Settings;
 use crate::store::{Store, StoreError};
 
@@ -42,14 +42,15 @@ pub async fn resolve(
 }
 
 /// Records that `client` was used (a code was exchanged): a registration's short unused
-/// lifetime (`tokens.unused_client_registration`) becomes its full one.
+/// lifetime (`tokens.unused_client_registration`) becomes its full one. Touches Redis only
+/// for the first use (`Client::awaiting_first_use`, read when the client was resolved).
 pub async fn mark_used(
     store: &Store,
     settings: &Settings,
     client: &Client,
     now: u64,
 ) -> Result<(), StoreError> {
-    if client.kind != ClientKind::Registered {
+    if !client.awaiting_first_use {
         return Ok(());
     }
     let Some(mut record) = store.client(&client.client_id).await? else {

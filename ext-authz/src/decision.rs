@@ -94,7 +94,7 @@ pub struct Identity {
     /// Space-delimited; may be empty.
     pub scopes: String,
     /// The service's own identity headers and what each carries.
-    pub service_headers: Vec<(String, IdentityClaim)>,
+    pub service_headers: std::sync::Arc<[(String, IdentityClaim)]>,
 }
 
 impl Identity {
@@ -184,7 +184,7 @@ pub fn decide(facts: Result<&RequestFacts<'_>, &FactsError>, view: &View, now: u
         login: user.login.to_owned(),
         client_id: token.client_id.to_string(),
         scopes: token.scope.to_string(),
-        service_headers: rule.identity_headers.clone(),
+        service_headers: std::sync::Arc::clone(&rule.identity_headers),
     };
     decision(Verdict::Allow(identity), list_bound)
 }

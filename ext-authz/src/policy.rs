@@ -11,6 +11,7 @@
 //! lists that name only orgs or teams is refused.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use mcp_auth_gateway::GatewayConfig;
 use mcp_auth_gateway::config::{AccessList, IdentityClaim};
@@ -126,8 +127,9 @@ pub struct ServiceRule {
     pub access: Option<AccessRule>,
     /// RFC 9728 §3.1 metadata URL, advertised in `WWW-Authenticate` challenges.
     pub resource_metadata_url: String,
-    /// The service's own identity headers (`services[].identity_headers`).
-    pub identity_headers: Vec<(String, IdentityClaim)>,
+    /// The service's own identity headers (`services[].identity_headers`), shared with every
+    /// decision that allows a request (no copy per request).
+    pub identity_headers: Arc<[(String, IdentityClaim)]>,
 }
 
 /// The allow-lists of a whole config.

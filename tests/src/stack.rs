@@ -14,6 +14,7 @@ use mcp_auth_gateway::envoy::{RenderOptions, render};
 use tokio::task::JoinHandle;
 
 use crate::envoy::{Envoy, ReservedPort};
+use crate::fake_github::{FakeGitHub, FakeUser};
 use crate::header_echo::HeaderEcho;
 use crate::mcp_server::McpServer;
 use crate::redis::Redis;
@@ -81,6 +82,20 @@ pub struct Stack {
 impl Stack {
     pub async fn start() -> Result<Self> {
         Self::start_with(StackOptions::default()).await
+    }
+
+    /// A stack whose users sign in at a fake GitHub, where `user` is signed in; the fake's
+    /// settings join `options.env` (which wins where both set a variable).
+    pub async fn start_with_github(
+        user: FakeUser,
+        mut options: StackOptions,
+    ) -> Result<(Self, FakeGitHub)> {
+        let github = FakeGitHub::start("e2e-github-app", "e2e-github-secret").await?;
+        github.sign_in(user);
+        let mut env = github.env();
+        env.extend(std::mem::take(&mut options.env));
+        options.env = env;
+        Ok((Self::start_with(options).await?, github))
     }
 
     pub async fn start_with(options: StackOptions) -> Result<Self> {

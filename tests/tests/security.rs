@@ -26,16 +26,15 @@ const ECHO: &str = "/echo/mcp";
 
 /// A stack whose `echo` service records what reaches it, octocat signed in at GitHub.
 async fn stack() -> (Stack, FakeGitHub) {
-    let github = FakeGitHub::start("sec-app", "sec-secret").await.unwrap();
-    github.sign_in(FakeUser::new(583231, "octocat"));
-    let stack = Stack::start_with(StackOptions {
-        env: github.env(),
-        header_echo: true,
-        ..Default::default()
-    })
+    Stack::start_with_github(
+        FakeUser::new(583231, "octocat"),
+        StackOptions {
+            header_echo: true,
+            ..Default::default()
+        },
+    )
     .await
-    .unwrap();
-    (stack, github)
+    .unwrap()
 }
 
 fn reached(stack: &Stack) -> usize {
@@ -681,19 +680,19 @@ async fn hostile_registrations_and_authorization_requests_are_refused() {
 /// A stack for the hardening cases: the `echo` service records what reaches it and reads the
 /// seed's identity headers; `ext_authz` in `fast_mode` or per request.
 async fn hardening_stack(fast_mode: bool, extra_config: &str) -> (Stack, FakeGitHub) {
-    let github = FakeGitHub::start("hard-app", "hard-secret").await.unwrap();
-    github.sign_in(FakeUser::new(583231, "octocat"));
-    let stack = Stack::start_with(StackOptions {
-        env: github.env(),
-        header_echo: true,
-        echo_config: "    identity_headers: { x-user-id: user_id, x-user-name: login }\n".into(),
-        extra_config: extra_config.into(),
-        fast_mode,
-        ..Default::default()
-    })
+    Stack::start_with_github(
+        FakeUser::new(583231, "octocat"),
+        StackOptions {
+            header_echo: true,
+            echo_config: "    identity_headers: { x-user-id: user_id, x-user-name: login }\n"
+                .into(),
+            extra_config: extra_config.into(),
+            fast_mode,
+            ..Default::default()
+        },
+    )
     .await
-    .unwrap();
-    (stack, github)
+    .unwrap()
 }
 
 /// A signed-in client of the echo service: its access token and client id.

@@ -320,6 +320,8 @@ pub struct Client {
     pub auth_method: AuthMethod,
     pub secret_digest: Option<String>,
     pub may_refresh: bool,
+    /// A registration no code was exchanged for yet (still on its short unused lifetime).
+    pub awaiting_first_use: bool,
 }
 
 impl Client {
@@ -343,6 +345,7 @@ impl Client {
             redirect_uris: valid.redirect_uris,
             auth_method: valid.auth_method,
             secret_digest,
+            awaiting_first_use: false,
         }
     }
 
@@ -350,12 +353,16 @@ impl Client {
     /// validates (then the client is treated as unknown).
     pub fn from_record(record: ClientRecord) -> Option<Self> {
         let valid = validate(record.metadata, MetadataSource::Registration).ok()?;
-        Some(Self::from_metadata(
+        let client = Self::from_metadata(
             record.client_id,
             ClientKind::Registered,
             valid,
             record.secret_digest,
-        ))
+        );
+        Some(Self {
+            awaiting_first_use: !record.used,
+            ..client
+        })
     }
 
     /// The name shown to users: the registered name, else the client id.

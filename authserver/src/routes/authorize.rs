@@ -22,7 +22,8 @@ use crate::routes::flow::{self, check_origin, client_error, with_session};
 use crate::secret::{digest, random_token};
 use crate::session::Session;
 use crate::state::AppState;
-use crate::store::{PendingAuthorization, Stage};
+use crate::store::{ConsentRecord, PendingAuthorization, Stage};
+use mcp_auth_proto::store::UserRecord;
 
 /// How long a consent page or a login at the identity provider may take (AS-16: ≤ 10 min).
 pub const PENDING_TTL_SECS: u64 = 600;
@@ -135,17 +136,9 @@ async fn refuse(
     error: &str,
     description: &str,
 ) -> Result<Response, PageError> {
-    let trusted = match session {
-        Some(session) => match flow::signed_in_user(state, session).await? {
-            Some(user) => state
-                .store
-                .consent(&user.subject, &client.client_id)
-                .await?
-                .is_some_and(|c| c.trusts_redirect_uri(&reply.redirect_uri)),
-            None => false,
-        },
-        None => false,
-    };
+    let trusted = remembered_consent(state, session, client)
+        .await?
+        .is_some_and(|(_, consent)| consent.trusts_redirect_uri(&reply.redirect_uri));
     if trusted {
         return Ok(client_error(state, reply, error, description));
     }
@@ -195,8 +188,28 @@ fn pending_of(
     }
 }
 
-/// A signed-in user who already consented to this client, resource and scopes: finished
-/// without a page, from the user record of their last login.
+/// The user signed in to this browser (not revoked since) and their remembered consent to
+/// `client`, when there are both.
+async fn remembered_consent(
+    state: &AppState,
+    session: Option<&Session>,
+    client: &Client,
+) -> Result<Option<(UserRecord, ConsentRecord)>, PageError> {
+    let Some(session) = session.filter(|s| s.sub.is_some()) else {
+        return Ok(None);
+    };
+    let Some(user) = flow::signed_in_user(state, session).await? else {
+        return Ok(None);
+    };
+    let consent = state
+        .store
+        .consent(&user.subject, &client.client_id)
+        .await?;
+    Ok(consent.map(|consent| (user, consent)))
+}
+
+/// A signed-in user who already consented to this client, resource, scopes and redirect URI:
+/// finished without a page, from the user record of their last login.
 async fn returning_user(
     state: &AppState,
     client: &Client,
@@ -206,24 +219,18 @@ async fn returning_user(
     let Some(session) = session else {
         return Ok(None);
     };
-    if session.sub.is_none() || request.prompt.login || request.prompt.consent {
+    if request.prompt.login || request.prompt.consent {
         return Ok(None);
     }
-    let Some(user) = flow::signed_in_user(state, session).await? else {
+    let Some((user, consent)) = remembered_consent(state, Some(session), client).await? else {
         return Ok(None);
     };
-    let consented = state
-        .store
-        .consent(&user.subject, &client.client_id)
-        .await?
-        .is_some_and(|c| {
-            c.covers(
-                &request.resource,
-                &request.scopes,
-                &request.reply.redirect_uri,
-            )
-        });
-    if !consented {
+    let covered = consent.covers(
+        &request.resource,
+        &request.scopes,
+        &request.reply.redirect_uri,
+    );
+    if !covered {
         return Ok(None);
     }
     let pending = pending_of(client, request, session, Stage::Consent, state.now());

@@ -113,7 +113,7 @@ fn valid_token_on_open_service_is_allowed_with_identity() {
                 login: "alice".into(),
                 client_id: "client-1".into(),
                 scopes: "mcp".into(),
-                service_headers: Vec::new(),
+                service_headers: Default::default(),
             }),
             // Bounded by the resync interval, not the token's remaining 530 s.
             valid_for: Duration::from_secs(60),
@@ -355,7 +355,7 @@ fn team_only_service_needs_a_user_record_with_the_team() {
             login: "alice-renamed".into(),
             client_id: "client-1".into(),
             scopes: "mcp".into(),
-            service_headers: Vec::new(),
+            service_headers: Default::default(),
         })
     );
 }

@@ -23,7 +23,7 @@ fn policy(global: AccessList, service: Option<AccessList>) -> AccessPolicy {
     let rule = ServiceRule {
         access: service.as_ref().map(AccessRule::new),
         resource_metadata_url: String::new(),
-        identity_headers: Vec::new(),
+        identity_headers: Default::default(),
     };
     AccessPolicy {
         global: AccessRule::new(&global),

@@ -27,7 +27,7 @@ fn identity(login: &str, scopes: &str) -> Identity {
         login: login.into(),
         client_id: "c1".into(),
         scopes: scopes.into(),
-        service_headers: Vec::new(),
+        service_headers: Default::default(),
     }
 }
 
@@ -206,10 +206,11 @@ fn metadata_carries_cache_facts() {
 #[test]
 fn a_service_gets_its_own_identity_headers_and_client_copies_of_stripped_ones_are_removed() {
     let mut caller = identity("alice", "mcp");
-    caller.service_headers = vec![
+    caller.service_headers = [
         ("x-user-id".to_owned(), IdentityClaim::UserId),
         ("x-user-name".to_owned(), IdentityClaim::Login),
-    ];
+    ]
+    .into();
     // The client sent its own x-user-id (replaced by ours) and x-forwarded-user (removed).
     let response = check_response(
         &decision(Verdict::Allow(caller)),

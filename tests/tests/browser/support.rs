@@ -29,16 +29,10 @@ pub struct SignIn {
 impl SignIn {
     /// Users sign in at the fake GitHub, as `octocat`.
     pub async fn with_github() -> Self {
-        let github = FakeGitHub::start("browser-app", "browser-secret")
-            .await
-            .unwrap();
-        github.sign_in(FakeUser::new(583231, "octocat"));
-        let stack = Stack::start_with(StackOptions {
-            env: github.env(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+        let (stack, github) =
+            Stack::start_with_github(FakeUser::new(583231, "octocat"), StackOptions::default())
+                .await
+                .unwrap();
         Self::around(stack, Some(github)).await
     }
 

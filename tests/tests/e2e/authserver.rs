@@ -15,21 +15,19 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 async fn github_stack(user: FakeUser, extra_env: &[(&str, &str)]) -> (Stack, FakeGitHub) {
-    let github = FakeGitHub::start("e2e-github-app", "e2e-github-secret")
-        .await
-        .unwrap();
-    github.sign_in(user);
-    let mut env = github.env();
-    for (k, v) in extra_env {
-        env.insert((*k).to_owned(), (*v).to_owned());
-    }
-    let stack = Stack::start_with(StackOptions {
-        env,
-        ..Default::default()
-    })
+    let env = extra_env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Stack::start_with_github(
+        user,
+        StackOptions {
+            env,
+            ..Default::default()
+        },
+    )
     .await
-    .unwrap();
-    (stack, github)
+    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
