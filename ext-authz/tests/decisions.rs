@@ -166,6 +166,10 @@ async fn a_watch_ends_when_redis_is_lost_past_grace_and_is_refused_until_it_is_b
         .await
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::Unavailable);
+    // Health follows within its poll interval; only then is SERVING news of the restart.
+    ext_authz
+        .wait_health(tonic_health::pb::health_check_response::ServingStatus::NotServing)
+        .await;
 
     redis_server.restart();
     ext_authz.wait_serving().await;

@@ -98,14 +98,23 @@ impl ExtAuthz {
     }
 
     pub async fn wait_serving(&self) {
+        self.wait_health(ServingStatus::Serving).await;
+    }
+
+    /// Waits until both health services report `status` (the health task polls the state,
+    /// so it lags a change by up to its interval).
+    pub async fn wait_health(&self, status: ServingStatus) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.health("").await != ServingStatus::Serving {
-            assert!(Instant::now() < deadline, "ext_authz never became SERVING");
+        while self.health("").await != status {
+            assert!(
+                Instant::now() < deadline,
+                "ext_authz never became {status:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert_eq!(
             self.health(mcp_auth_ext_authz::AUTHORIZATION_SERVICE).await,
-            ServingStatus::Serving
+            status
         );
     }
 }
