@@ -84,6 +84,8 @@ pub struct Settings {
     /// `filter.clock_leeway`: the filter and ext_authz accept a token this long past `exp`.
     pub clock_leeway: Duration,
     pub refresh_token_ttl: Duration,
+    /// `tokens.refresh_reuse_grace`: a refresh token used again this soon gets the same successor.
+    pub refresh_reuse_grace: Duration,
     pub code_ttl: Duration,
     /// `None`: registered clients never expire.
     pub client_ttl: Option<Duration>,
@@ -139,6 +141,7 @@ impl Settings {
             access_token_ttl: config.tokens.access_token,
             clock_leeway: config.filter.clock_leeway,
             refresh_token_ttl: config.tokens.refresh_token,
+            refresh_reuse_grace: config.tokens.refresh_reuse_grace,
             code_ttl: config.tokens.authorization_code,
             client_ttl: Some(config.tokens.client_registration).filter(|d| !d.is_zero()),
             unused_client_ttl: config.tokens.unused_client_registration,

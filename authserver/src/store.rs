@@ -20,6 +20,7 @@ pub mod records;
 mod revocations;
 mod users;
 
+pub use grants::Rotation;
 pub use records::{
     CodeOutcome, CodeRecord, ConsentRecord, GrantRecord, PendingAuthorization, RefreshOutcome,
     RefreshRecord, Stage,

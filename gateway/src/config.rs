@@ -252,6 +252,15 @@ pub struct TokenLifetimes {
     /// `client_registration`).
     #[serde(default = "default_unused_client_ttl", with = "humantime_serde")]
     pub unused_client_registration: Duration,
+    /// How long after a refresh a second use of the same refresh token (a client retrying
+    /// after a lost response, or two concurrent refreshes) gets the same successor instead
+    /// of revoking the grant. Reuse after this still revokes it; `0s` disables the grace.
+    #[serde(default = "default_refresh_reuse_grace", with = "humantime_serde")]
+    pub refresh_reuse_grace: Duration,
+}
+
+fn default_refresh_reuse_grace() -> Duration {
+    Duration::from_secs(10)
 }
 
 fn default_unused_client_ttl() -> Duration {
@@ -421,6 +430,7 @@ impl Default for TokenLifetimes {
             authorization_code: default_code_ttl(),
             client_registration: default_client_ttl(),
             unused_client_registration: default_unused_client_ttl(),
+            refresh_reuse_grace: default_refresh_reuse_grace(),
         }
     }
 }

@@ -105,6 +105,7 @@ fn bad_values_name_their_field() {
         (format!("{MINIMAL}admin: {{ address: \"0.0.0.0:9901\" }}\n"), "admin.address"),
         (format!("{MINIMAL}filter: {{ clock_leeway: 61s }}\n"), "filter.clock_leeway"),
         (format!("{MINIMAL}tokens: {{ authorization_code: 11m }}\n"), "tokens.authorization_code"),
+        (format!("{MINIMAL}tokens: {{ refresh_reuse_grace: 61s }}\n"), "tokens.refresh_reuse_grace"),
         (format!("{MINIMAL}redis: {{ url: \"http://x\" }}\n"), "redis.url"),
         (format!("{MINIMAL}  - name: everything\n    upstream: {{ url: \"http://127.0.0.1:3002/mcp\" }}\n"), "services[1].name"),
         ("issuer: http://127.0.0.1:8080\nservices: []\n".to_owned(), "`services`"),

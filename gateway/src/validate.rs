@@ -18,6 +18,7 @@ use crate::service::{Service, Transport};
 const MAX_CLOCK_LEEWAY: Duration = Duration::from_secs(60);
 const MAX_STREAM_LOSS_GRACE: Duration = Duration::from_secs(60);
 const MAX_CODE_TTL: Duration = Duration::from_secs(600);
+const MAX_REFRESH_REUSE_GRACE: Duration = Duration::from_secs(60);
 const MAX_SERVICE_NAME: usize = 40;
 /// Longest consent-page line describing a scope.
 const MAX_SCOPE_DESCRIPTION: usize = 200;
@@ -171,6 +172,12 @@ fn validate_durations(config: &GatewayConfig) -> Result<(), ConfigError> {
         return Err(invalid(
             "tokens.authorization_code",
             "must be between 1s and 10m (OAuth 2.1 §4.1.2)",
+        ));
+    }
+    if tokens.refresh_reuse_grace > MAX_REFRESH_REUSE_GRACE {
+        return Err(invalid(
+            "tokens.refresh_reuse_grace",
+            "must be at most 60s: a stolen refresh token would be reusable that long unnoticed",
         ));
     }
     if config.ext_authz.timeout.is_zero() {

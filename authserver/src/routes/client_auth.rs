@@ -103,19 +103,22 @@ pub fn presented(
     })
 }
 
-/// RFC 6749 §2.3.1: `base64(urlencode(id) ":" urlencode(secret))`.
+/// RFC 6749 §2.3.1: `base64(urlencode(id) ":" urlencode(secret))`. Each half is
+/// decoded whole (`+` as a space, `%XX` as its byte): a raw `&` or `=` is part of the
+/// value, as it is in the original, not a separator.
 fn decode_basic(encoded: &str) -> Option<(String, String)> {
     let decoded = String::from_utf8(STANDARD.decode(encoded).ok()?).ok()?;
     let (id, secret) = decoded.split_once(':')?;
     let decode = |s: &str| -> Option<String> {
         let plus_as_space = s.replace('+', " ");
-        url::form_urlencoded::parse(format!("x={plus_as_space}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
+        percent_encoding::percent_decode_str(&plus_as_space)
+            .decode_utf8()
+            .ok()
+            .map(|v| v.into_owned())
     };
     let id = decode(id)?;
     (!id.is_empty()).then_some(())?;
-    Some((id, decode(secret).unwrap_or_default()))
+    Some((id, decode(secret)?))
 }
 
 /// The authenticated client, or 401 `invalid_client` (RFC 6749 §5.2).
@@ -161,6 +164,14 @@ mod tests {
         assert_eq!(p.client_id, "my client");
         assert_eq!(p.secret.unwrap().expose(), "s:cret x");
         assert!(p.basic);
+    }
+
+    #[test]
+    fn raw_ampersand_and_equals_are_part_of_the_value() {
+        let p = presented(&basic("a&b=c:s&t=u"), None, None).unwrap();
+        assert_eq!(p.client_id, "a&b=c");
+        assert_eq!(p.secret.unwrap().expose(), "s&t=u");
+        assert!(presented(&basic("%FF:x"), None, None).is_err());
     }
 
     #[test]

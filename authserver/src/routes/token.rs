@@ -17,7 +17,7 @@ use crate::routes::client_auth::{authenticate, presented};
 use crate::routes::extract::OAuthForm;
 use crate::secret::{Secret, digest, random_token};
 use crate::state::AppState;
-use crate::store::{CodeOutcome, GrantRecord, RefreshOutcome, RefreshRecord};
+use crate::store::{CodeOutcome, GrantRecord, RefreshOutcome, RefreshRecord, Rotation};
 use crate::tokens::{self, TokenSubject};
 
 /// The token request's parameters (both grants).
@@ -231,19 +231,35 @@ async fn refresh_token(
             ));
         }
     }
-    let new_refresh = Secret::generate();
+    let presented = Secret::new(presented);
+    let mut new_refresh = Secret::generate();
+    let sealed_successor = new_refresh
+        .seal_under(&presented)
+        .ok_or_else(|| ApiError::internal(&"sealing the successor refresh token failed"))?;
     let outcome = state
         .store
-        .rotate_refresh(
-            &old_digest,
-            &new_refresh.digest(),
-            &client.client_id,
-            state.settings.refresh_token_ttl.as_secs(),
-            (state.settings.refresh_token_ttl + state.settings.access_token_ttl).as_secs(),
-        )
+        .rotate_refresh(&Rotation {
+            old_digest: &old_digest,
+            new_digest: &new_refresh.digest(),
+            sealed_successor: &sealed_successor,
+            client_id: &client.client_id,
+            ttl_secs: state.settings.refresh_token_ttl.as_secs(),
+            user_ttl_secs: (state.settings.refresh_token_ttl + state.settings.access_token_ttl)
+                .as_secs(),
+            now: state.now(),
+            grace_secs: state.settings.refresh_reuse_grace.as_secs(),
+        })
         .await?;
     let record = match outcome {
         RefreshOutcome::Rotated(record) => record,
+        RefreshOutcome::RetriedWithinGrace {
+            record,
+            sealed_successor,
+        } => {
+            tracing::info!(client_id = %client.client_id, grant_id = %record.grant_id, "refresh token used again within the grace; the same successor is returned");
+            new_refresh = Secret::open_sealed(&sealed_successor, &presented).ok_or_else(invalid)?;
+            record
+        }
         RefreshOutcome::Reused(record) => {
             tracing::warn!(client_id = %client.client_id, grant_id = %record.grant_id, "refresh token reused; revoking its grant");
             revocation::revoke(

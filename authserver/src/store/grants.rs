@@ -24,19 +24,28 @@ return {'fresh', data}
 
 /// Rotates a refresh token atomically: checks it belongs to the client, was not rotated
 /// before (reuse detection), and that its grant exists and neither the grant, its user nor
-/// its client was revoked since the grant was made; then marks it rotated, stores the new
-/// token with the same record, and extends the grant.
+/// its client was revoked since the grant was made; then marks it rotated (when, and its
+/// successor sealed under the old token), stores the new token with the same record, and
+/// extends the grant.
+/// A token rotated no more than the grace ago is not reuse: it returns the sealed successor
+/// of that rotation (the grant still checked), so a retry gets the same new token.
 /// The user's record is kept as long as the grant, so ext_authz keeps seeing their
 /// organisations and teams while the grant lives.
 /// ARGV: client id, new token TTL, the key prefixes of grants and of grant, user and client
 /// revocations, the key prefix of user records (all from `KeySpace`, so the layout is
-/// defined once), and the user record TTL.
+/// defined once), the user record TTL, now, the grace in seconds, and the sealed successor.
 const ROTATE_REFRESH: &str = r"
 local data = redis.call('HGET', KEYS[1], 'data')
 if not data then return false end
 local rec = cjson.decode(data)
 if rec.client_id ~= ARGV[1] then return {'wrong_client', data} end
-if redis.call('HEXISTS', KEYS[1], 'rotated') == 1 then return {'reused', data} end
+local rotation = redis.call('HMGET', KEYS[1], 'rotated', 'successor')
+if rotation[1] then
+  local at = tonumber(rotation[1])
+  if not (rotation[2] and at and tonumber(ARGV[9]) - at <= tonumber(ARGV[10])) then
+    return {'reused', data}
+  end
+end
 local grant_key = ARGV[3] .. rec.grant_id
 if redis.call('EXISTS', grant_key) == 0 then return {'revoked', data} end
 local created = tonumber(rec.grant_created_at)
@@ -46,7 +55,8 @@ for _, key in ipairs({ARGV[4] .. rec.grant_id, ARGV[5] .. rec.sub, ARGV[6] .. re
     return {'revoked', data}
   end
 end
-redis.call('HSET', KEYS[1], 'rotated', '1')
+if rotation[1] then return {'grace', data, rotation[2]} end
+redis.call('HSET', KEYS[1], 'rotated', ARGV[9], 'successor', ARGV[11])
 redis.call('HSET', KEYS[2], 'data', data)
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]))
 redis.call('EXPIRE', grant_key, tonumber(ARGV[2]))
@@ -60,6 +70,20 @@ static CONSUME_CODE_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(CONSUME_CODE));
 static ROTATE_REFRESH_SCRIPT: LazyLock<redis::Script> =
     LazyLock::new(|| redis::Script::new(ROTATE_REFRESH));
+
+/// One refresh-token rotation: what [`Store::rotate_refresh`] needs.
+#[derive(Debug)]
+pub struct Rotation<'a> {
+    pub old_digest: &'a str,
+    pub new_digest: &'a str,
+    /// The new token sealed under the old one ([`crate::secret::Secret::seal_under`]).
+    pub sealed_successor: &'a str,
+    pub client_id: &'a str,
+    pub ttl_secs: u64,
+    pub user_ttl_secs: u64,
+    pub now: u64,
+    pub grace_secs: u64,
+}
 
 /// How long a used code is kept to recognise a replay.
 const USED_CODE_TTL_SECS: u64 = 600;
@@ -183,21 +207,19 @@ impl Store {
             .transpose()
     }
 
-    /// Rotates refresh token `old_digest` to `new_digest` for `client_id` (see the `ROTATE_REFRESH` script).
+    /// Rotates refresh token `old_digest` to `new_digest` for `client_id` (see the
+    /// `ROTATE_REFRESH` script), keeping `sealed_successor` (the new token sealed under the old)
+    /// for a retry within `grace_secs`.
     pub async fn rotate_refresh(
         &self,
-        old_digest: &str,
-        new_digest: &str,
-        client_id: &str,
-        ttl_secs: u64,
-        user_ttl_secs: u64,
+        rotation: &Rotation<'_>,
     ) -> Result<RefreshOutcome, StoreError> {
-        let key = self.keys.refresh_token(old_digest);
-        let result: Option<(String, String)> = ROTATE_REFRESH_SCRIPT
+        let key = self.keys.refresh_token(rotation.old_digest);
+        let result: Option<Vec<String>> = ROTATE_REFRESH_SCRIPT
             .key(&key)
-            .key(self.keys.refresh_token(new_digest))
-            .arg(client_id)
-            .arg(ttl_secs.max(1))
+            .key(self.keys.refresh_token(rotation.new_digest))
+            .arg(rotation.client_id)
+            .arg(rotation.ttl_secs.max(1))
             .arg(self.keys.grant(""))
             .arg(
                 self.keys
@@ -209,14 +231,30 @@ impl Store {
                     .revocation(&RevocationTarget::Client(String::new())),
             )
             .arg(self.keys.user(""))
-            .arg(user_ttl_secs.max(1))
+            .arg(rotation.user_ttl_secs.max(1))
+            .arg(rotation.now)
+            .arg(rotation.grace_secs)
+            .arg(rotation.sealed_successor)
             .invoke_async(&mut self.conn())
             .await?;
-        let Some((kind, data)) = result else {
+        // The script answers `{kind, data}` or, within the grace, `{'grace', data, successor}`.
+        let Some(mut reply) = result else {
             return Ok(RefreshOutcome::Missing);
         };
+        let successor = (reply.len() > 2).then(|| reply.swap_remove(2));
+        let (Some(kind), Some(data)) = (reply.first(), reply.get(1)) else {
+            return Err(StoreError::Corrupt {
+                key,
+                problem: "the rotation script answered an unexpected shape".into(),
+            });
+        };
+        let (kind, data) = (kind.clone(), data.clone());
         Ok(match kind.as_str() {
             "rotated" => RefreshOutcome::Rotated(parse_json(&key, &data)?),
+            "grace" => RefreshOutcome::RetriedWithinGrace {
+                record: parse_json(&key, &data)?,
+                sealed_successor: successor.unwrap_or_default(),
+            },
             "reused" => RefreshOutcome::Reused(parse_json(&key, &data)?),
             "wrong_client" => RefreshOutcome::WrongClient,
             _ => RefreshOutcome::Revoked,

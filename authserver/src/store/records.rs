@@ -152,6 +152,11 @@ pub enum CodeOutcome {
 pub enum RefreshOutcome {
     /// Rotated: the new token is stored with this record.
     Rotated(RefreshRecord),
+    /// Rotated within the grace: the same successor, sealed under the presented token.
+    RetriedWithinGrace {
+        record: RefreshRecord,
+        sealed_successor: String,
+    },
     /// Already rotated: a replay of an old token. Revoke the grant.
     Reused(RefreshRecord),
     /// The grant, its user or its client was revoked.

@@ -337,10 +337,49 @@ async fn confidential_clients_authenticate_with_their_secret() {
         let both = exchange(
             server.code_for(&client_id, "alice").await,
             Some(basic),
-            Some(secret),
+            Some(secret.clone()),
         )
         .await;
         assert_eq!(both.error(), "invalid_request");
+
+        // RFC 6749 §2.3.1: each half is form-urlencoded before Base64. An encoded secret is
+        // the same secret; a secret with anything after it (a second field, say) is not.
+        let encoded_secret: String = secret.bytes().map(|b| format!("%{b:02X}")).collect();
+        for (case, credentials, status) in [
+            (
+                "percent-encoded",
+                format!("{client_id}:{encoded_secret}"),
+                StatusCode::OK,
+            ),
+            (
+                "junk after the secret",
+                format!("{client_id}:{secret}&junk"),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "a second colon",
+                format!("{client_id}:{secret}:x"),
+                StatusCode::UNAUTHORIZED,
+            ),
+            (
+                "a broken escape",
+                format!("{client_id}:{secret}%G1"),
+                StatusCode::UNAUTHORIZED,
+            ),
+        ] {
+            let auth = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(credentials)
+            );
+            let response =
+                exchange(server.code_for(&client_id, "alice").await, Some(auth), None).await;
+            assert_eq!(
+                response.status,
+                status,
+                "{method} {case}: {}",
+                response.text()
+            );
+        }
     }
 }
 
@@ -361,7 +400,8 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_grant() {
     assert_eq!(claims_1["grant_id"], claims_2["grant_id"]);
     assert_ne!(claims_1["jti"], claims_2["jti"]);
 
-    // The old token again: reuse. Refused, and the whole grant goes.
+    // The old token again, past the retry grace: reuse. Refused, and the whole grant goes.
+    server.clock.advance(11);
     let reuse = server.refresh(&client_id, &refresh_1, &[]).await;
     assert_eq!(reuse.error(), "invalid_grant");
     let after = server.refresh(&client_id, &refresh_2, &[]).await;
@@ -377,6 +417,78 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_grant() {
         .await
         .unwrap();
     assert!(revoked.is_some());
+}
+
+#[tokio::test]
+async fn a_refresh_retried_within_the_grace_gets_the_same_successor() {
+    let server = TestServer::start().await;
+    let (client_id, first) = server.tokens().await;
+    let refresh_1 = first["refresh_token"].as_str().unwrap().to_owned();
+
+    // Two concurrent refreshes with one token (a retry racing a lost response): both succeed
+    // with the same new refresh token, and the grant lives.
+    let (a, b) = tokio::join!(
+        server.refresh(&client_id, &refresh_1, &[]),
+        server.refresh(&client_id, &refresh_1, &[]),
+    );
+    assert_eq!(a.status, StatusCode::OK, "{}", a.text());
+    assert_eq!(b.status, StatusCode::OK, "{}", b.text());
+    let (a, b) = (a.json(), b.json());
+    let refresh_2 = a["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(b["refresh_token"], refresh_2);
+    assert_ne!(refresh_2, refresh_1);
+    assert_ne!(a["access_token"], b["access_token"]);
+    // Redis holds neither token in the clear.
+    let mut conn = server.redis.conn().await;
+    let keys: Vec<String> = conn.keys("t:refresh:*").await.unwrap();
+    for key in keys {
+        let fields: Vec<String> = conn.hvals(&key).await.unwrap();
+        assert!(
+            fields
+                .iter()
+                .all(|v| !v.contains(&refresh_1) && !v.contains(&refresh_2)),
+            "{key}: {fields:?}"
+        );
+    }
+
+    // Ten seconds on it still holds; the successor works and rotates normally.
+    server.clock.advance(10);
+    let retry = server.refresh(&client_id, &refresh_1, &[]).await;
+    assert_eq!(retry.json()["refresh_token"], refresh_2);
+    let third = server.refresh(&client_id, &refresh_2, &[]).await;
+    assert_eq!(third.status, StatusCode::OK, "{}", third.text());
+    let refresh_3 = third.json()["refresh_token"].as_str().unwrap().to_owned();
+
+    // Past the grace, the first token is reuse again: the grant goes, successors with it.
+    server.clock.advance(1);
+    assert_eq!(
+        server.refresh(&client_id, &refresh_1, &[]).await.error(),
+        "invalid_grant"
+    );
+    assert_eq!(
+        server.refresh(&client_id, &refresh_3, &[]).await.error(),
+        "invalid_grant"
+    );
+}
+
+#[tokio::test]
+async fn a_revoked_grant_gets_no_successor_even_within_the_grace() {
+    let server = TestServer::start().await;
+    let (client_id, first) = server.tokens().await;
+    let refresh_1 = first["refresh_token"].as_str().unwrap().to_owned();
+    let second = server.refresh(&client_id, &refresh_1, &[]).await.json();
+    let refresh_2 = second["refresh_token"].as_str().unwrap();
+    let revoked = server
+        .post_form(
+            "/revoke",
+            &[("token", refresh_2), ("client_id", &client_id)],
+        )
+        .await;
+    assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.text());
+    assert_eq!(
+        server.refresh(&client_id, &refresh_1, &[]).await.error(),
+        "invalid_grant"
+    );
 }
 
 #[tokio::test]
