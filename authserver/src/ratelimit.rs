@@ -1,27 +1,28 @@
-//! Per-client-IP rate limits on `/register`, `/token` and the sign-in pages (`/authorize`,
-//! `/login/*`: every `/authorize` writes a pending record to Redis, so an unlimited one lets
-//! anyone fill it), GCRA: a steady rate with a burst of one minute's allowance, in memory per
-//! authserver instance.
+//! Per-client-address rate limits on `/register`, `/token` and the sign-in pages
+//! (`/authorize`, `/login/*`: every `/authorize` writes a pending record to Redis, so an
+//! unlimited one lets anyone fill it). GCRA: a steady rate with a burst of one minute's
+//! allowance, counted in Redis so every authserver replica shares one limit.
 //!
-//! The client IP is the TCP peer, unless the peer is loopback or a private address (Envoy,
-//! which runs with `use_remote_address` and appends the address it saw to
-//! `X-Forwarded-For`): then the last `X-Forwarded-For` entry.
+//! The client address is the TCP peer, unless the peer is a trusted proxy
+//! (`authserver.trusted_proxies`, Envoy's addresses): then the `X-Forwarded-For` entry Envoy
+//! vouches for. Envoy (`use_remote_address`) appends the address it saw; with
+//! `listener.xff_num_trusted_hops` = N, the N entries before that were appended by trusted load
+//! balancers, so the client is the entry N places before Envoy's. Anything further left was
+//! written by the client and is never read. IPv6 clients are counted per /64, the block one
+//! subscriber gets. A Redis failure refuses the request (503): a limit that fails open is none.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use ipnet::IpNet;
 
 use crate::error::ApiError;
+use crate::settings::Settings;
 use crate::state::AppState;
-
-/// Entries kept before expired ones are swept.
-const SWEEP_AT: usize = 10_000;
 
 /// Which limit a request counts against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,17 +33,30 @@ pub enum Bucket {
     SignIn,
 }
 
-/// The limiter: per (bucket, IP), the GCRA theoretical arrival time.
-#[derive(Debug)]
+impl Bucket {
+    /// The bucket's name in its Redis keys.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Register => "register",
+            Self::Token => "token",
+            Self::SignIn => "sign_in",
+        }
+    }
+}
+
+/// The limiter's parameters; the counts live in Redis.
+#[derive(Debug, Clone)]
 pub struct RateLimiter {
     interval: Duration,
     burst: Duration,
-    tats: Mutex<HashMap<(Bucket, IpAddr), Instant>>,
+    addresses: ClientAddresses,
 }
 
 impl RateLimiter {
-    /// `per_minute` requests per minute per IP and bucket; `None` when 0 (unlimited).
-    pub fn new(per_minute: u32) -> Option<Self> {
+    /// `rate_limit_per_minute` requests per minute per client and bucket; `None` when 0
+    /// (unlimited).
+    pub fn new(settings: &Settings) -> Option<Self> {
+        let per_minute = settings.rate_limit_per_minute;
         if per_minute == 0 {
             return None;
         }
@@ -50,67 +64,103 @@ impl RateLimiter {
         Some(Self {
             interval,
             burst: interval * (per_minute - 1),
-            tats: Mutex::new(HashMap::new()),
+            addresses: ClientAddresses {
+                trusted_proxies: settings.trusted_proxies.clone(),
+                trusted_hops: settings.xff_trusted_hops,
+            },
         })
-    }
-
-    /// Counts one request; `Err(wait)` when over the limit.
-    pub fn check(&self, bucket: Bucket, ip: IpAddr, now: Instant) -> Result<(), Duration> {
-        let Ok(mut tats) = self.tats.lock() else {
-            return Ok(());
-        };
-        if tats.len() >= SWEEP_AT {
-            tats.retain(|_, tat| *tat > now);
-        }
-        let tat = tats.get(&(bucket, ip)).copied().unwrap_or(now).max(now);
-        let ahead = tat - now;
-        if ahead > self.burst {
-            return Err(ahead - self.burst);
-        }
-        tats.insert((bucket, ip), tat + self.interval);
-        Ok(())
     }
 }
 
-/// The client IP of a request (see the module docs).
-pub fn client_ip(peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<IpAddr> {
-    let peer_ip = peer.map(|p| p.ip());
-    let trusted_proxy = peer_ip.is_none_or(|ip| match ip {
-        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
-        IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
-    });
-    if trusted_proxy {
-        let forwarded = headers
+/// How the client's address is read from a request (see the module docs).
+#[derive(Debug, Clone)]
+pub struct ClientAddresses {
+    trusted_proxies: Vec<IpNet>,
+    trusted_hops: u32,
+}
+
+impl ClientAddresses {
+    /// The client address of a request from `peer` (`None`: in-process, from a test).
+    pub fn client_ip(&self, peer: Option<SocketAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+        let peer_ip = peer.map(|p| p.ip().to_canonical());
+        let from_proxy =
+            peer_ip.is_none_or(|ip| self.trusted_proxies.iter().any(|net| net.contains(&ip)));
+        if !from_proxy {
+            return peer_ip;
+        }
+        let forwarded: Vec<IpAddr> = headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
-            .next_back();
-        if forwarded.is_some() {
-            return forwarded;
-        }
+            .collect();
+        let hops = usize::try_from(self.trusted_hops).unwrap_or(usize::MAX);
+        // Fewer entries than trusted hops: the leftmost is the farthest any proxy vouched for.
+        let index = forwarded.len().saturating_sub(hops.saturating_add(1));
+        forwarded.get(index).map(|ip| ip.to_canonical()).or(peer_ip)
     }
-    peer_ip
 }
 
-/// How long the request's client must wait, when it is over `bucket`'s limit.
-fn over_limit(state: &AppState, bucket: Bucket, request: &Request) -> Option<Duration> {
-    let limiter = state.limiter.as_ref()?;
-    let peer = request
+/// The unit a client address is counted in: one IPv4 address, or one IPv6 /64.
+pub fn counted_as(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => {
+            let net = ipnet::Ipv6Net::new_assert(v6, 64).trunc();
+            net.to_string()
+        }
+    }
+}
+
+/// Whether the request may go on: `Ok(None)`, or `Ok(Some(wait))` when its client is over
+/// `bucket`'s limit; `Err` when the count could not be kept (Redis).
+async fn over_limit(
+    state: &AppState,
+    bucket: Bucket,
+    peer: Option<SocketAddr>,
+    headers: &HeaderMap,
+) -> Result<Option<Duration>, ApiError> {
+    let Some(limiter) = state.limiter.as_ref() else {
+        return Ok(None);
+    };
+    let ip = limiter
+        .addresses
+        .client_ip(peer, headers)
+        .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let wait = state
+        .store
+        .rate_limit(
+            bucket.name(),
+            &counted_as(ip),
+            limiter.interval,
+            limiter.burst,
+        )
+        .await
+        .map_err(|e| ApiError::unavailable(&e))?;
+    if wait.is_some() {
+        tracing::info!(%ip, ?bucket, "rate limited");
+    }
+    Ok(wait)
+}
+
+/// The TCP peer of a request (none for in-process requests).
+fn peer(request: &Request) -> Option<SocketAddr> {
+    request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
-    let ip = client_ip(peer, request.headers()).unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let wait = limiter.check(bucket, ip, Instant::now()).err()?;
-    tracing::info!(%ip, ?bucket, "rate limited");
-    Some(wait)
+        .map(|c| c.0)
+}
+
+fn retry_after(wait: Duration) -> u64 {
+    (wait.as_secs_f64().ceil() as u64).max(1)
 }
 
 async fn limit(state: &AppState, bucket: Bucket, request: Request, next: Next) -> Response {
-    match over_limit(state, bucket, &request) {
-        Some(wait) => ApiError::rate_limited(wait.as_secs_f64().ceil() as u64).into_response(),
-        None => next.run(request).await,
+    match over_limit(state, bucket, peer(&request), request.headers()).await {
+        Ok(None) => next.run(request).await,
+        Ok(Some(wait)) => ApiError::rate_limited(retry_after(wait)).into_response(),
+        Err(error) => error.into_response(),
     }
 }
 
@@ -120,17 +170,24 @@ pub async fn limit_sign_in(
     request: Request,
     next: Next,
 ) -> Response {
-    let Some(wait) = over_limit(&state, Bucket::SignIn, &request) else {
-        return next.run(request).await;
+    let limited = over_limit(&state, Bucket::SignIn, peer(&request), request.headers()).await;
+    let (status, title, text, wait) = match limited {
+        Ok(None) => return next.run(request).await,
+        Ok(Some(wait)) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many sign-in attempts",
+            "Too many sign-in requests came from your network. Wait a minute, then try again from your application.",
+            wait,
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Sign-in is unavailable",
+            "The sign-in service cannot reach its storage right now. Try again in a minute.",
+            Duration::from_secs(5),
+        ),
     };
-    let mut response = crate::pages::PageError::new(
-        StatusCode::TOO_MANY_REQUESTS,
-        "Too many sign-in attempts",
-        "Too many sign-in requests came from your network. Wait a minute, then try again from your application.",
-    )
-    .into_response();
-    let seconds = wait.as_secs_f64().ceil() as u64;
-    if let Ok(value) = axum::http::HeaderValue::from_str(&seconds.max(1).to_string()) {
+    let mut response = crate::pages::PageError::new(status, title, text).into_response();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&retry_after(wait).to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
@@ -156,52 +213,80 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn allows_a_burst_then_the_steady_rate() {
-        let limiter = RateLimiter::new(60).unwrap();
-        let ip: IpAddr = "1.2.3.4".parse().unwrap();
-        let start = Instant::now();
-        for _ in 0..60 {
-            assert!(limiter.check(Bucket::Token, ip, start).is_ok());
+    fn addresses(proxies: &[&str], hops: u32) -> ClientAddresses {
+        ClientAddresses {
+            trusted_proxies: proxies.iter().map(|p| p.parse().unwrap()).collect(),
+            trusted_hops: hops,
         }
-        let wait = limiter.check(Bucket::Token, ip, start).unwrap_err();
-        assert!(wait <= Duration::from_secs(1));
-        // Other IPs and buckets are separate.
-        assert!(limiter.check(Bucket::Register, ip, start).is_ok());
-        assert!(
-            limiter
-                .check(Bucket::Token, "5.6.7.8".parse().unwrap(), start)
-                .is_ok()
-        );
-        // One interval later, one more.
-        assert!(
-            limiter
-                .check(Bucket::Token, ip, start + Duration::from_secs(1))
-                .is_ok()
-        );
-        assert!(RateLimiter::new(0).is_none());
+    }
+
+    fn forwarded(value: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static(value));
+        headers
+    }
+
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
     }
 
     #[test]
-    fn forwarded_for_is_trusted_only_from_a_local_proxy() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            "x-forwarded-for",
-            HeaderValue::from_static("6.6.6.6, 9.9.9.9"),
-        );
+    fn forwarded_for_is_read_only_from_a_trusted_proxy() {
+        let loopback = addresses(&["127.0.0.0/8", "::1/128"], 0);
+        let headers = forwarded("6.6.6.6, 9.9.9.9");
         let envoy: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        assert_eq!(loopback.client_ip(Some(envoy), &headers), ip("9.9.9.9"));
+        // A private peer is not trusted unless configured: it is the client itself.
+        let private: SocketAddr = "10.0.0.5:5000".parse().unwrap();
+        assert_eq!(loopback.client_ip(Some(private), &headers), ip("10.0.0.5"));
         let remote: SocketAddr = "8.8.8.8:5000".parse().unwrap();
+        assert_eq!(loopback.client_ip(Some(remote), &headers), ip("8.8.8.8"));
         assert_eq!(
-            client_ip(Some(envoy), &headers),
-            Some("9.9.9.9".parse().unwrap())
+            loopback.client_ip(Some(envoy), &HeaderMap::new()),
+            ip("127.0.0.1")
         );
+        // An IPv4-mapped loopback peer is loopback.
+        let mapped: SocketAddr = "[::ffff:127.0.0.1]:5000".parse().unwrap();
+        assert_eq!(loopback.client_ip(Some(mapped), &headers), ip("9.9.9.9"));
+        // Configured: a pod network.
+        let pods = addresses(&["10.0.0.0/8"], 0);
+        assert_eq!(pods.client_ip(Some(private), &headers), ip("9.9.9.9"));
+    }
+
+    #[test]
+    fn trusted_hops_skip_the_load_balancers_entries_and_never_the_clients() {
+        let envoy: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        // client 1.1.1.1 (forged 6.6.6.6 before it) -> LB (appends 1.1.1.1) -> Envoy
+        // (appends the LB's 10.1.1.1).
+        let headers = forwarded("6.6.6.6, 1.1.1.1, 10.1.1.1");
         assert_eq!(
-            client_ip(Some(remote), &headers),
-            Some("8.8.8.8".parse().unwrap())
+            addresses(&["127.0.0.1/32"], 1).client_ip(Some(envoy), &headers),
+            ip("1.1.1.1")
         );
+        // Without the hop configured, everyone behind the LB is the LB.
         assert_eq!(
-            client_ip(Some(envoy), &HeaderMap::new()),
-            Some("127.0.0.1".parse().unwrap())
+            addresses(&["127.0.0.1/32"], 0).client_ip(Some(envoy), &headers),
+            ip("10.1.1.1")
+        );
+        // Fewer entries than hops: the leftmost, never past the header's start.
+        assert_eq!(
+            addresses(&["127.0.0.1/32"], 5).client_ip(Some(envoy), &forwarded("2.2.2.2")),
+            ip("2.2.2.2")
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(counted_as(a), counted_as(b));
+        assert_ne!(counted_as(a), counted_as(c));
+        assert_eq!(counted_as(a), "2001:db8:1:2::/64");
+        assert_eq!(counted_as("203.0.113.7".parse().unwrap()), "203.0.113.7");
+        assert_eq!(
+            counted_as("::ffff:203.0.113.7".parse().unwrap()),
+            "203.0.113.7"
         );
     }
 }

@@ -103,6 +103,10 @@ pub struct Settings {
     pub key_retention: Duration,
     /// Requests per minute per client IP on `/register` and `/token`; 0 = unlimited.
     pub rate_limit_per_minute: u32,
+    /// Peers whose `X-Forwarded-For` is read (`authserver.trusted_proxies`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Proxies before Envoy that append to `X-Forwarded-For` (`listener.xff_num_trusted_hops`).
+    pub xff_trusted_hops: u32,
     pub redis_url: String,
     pub key_prefix: String,
     pub identity_provider: IdentityProviderSettings,
@@ -153,6 +157,8 @@ impl Settings {
             key_publish_delay: timing.publish_delay,
             key_retention: timing.retention,
             rate_limit_per_minute: config.authserver.rate_limit_per_minute,
+            trusted_proxies: config.authserver.trusted_proxies.clone(),
+            xff_trusted_hops: config.listener.xff_num_trusted_hops,
             redis_url: config.redis.url.clone(),
             key_prefix: config.redis.key_prefix.clone(),
             identity_provider,

@@ -98,8 +98,7 @@ impl AppState {
         let documents =
             CimdResolver::new().map_err(|e| ServeError::Io(std::io::Error::other(e)))?;
         Ok(Self {
-            limiter: crate::ratelimit::RateLimiter::new(settings.rate_limit_per_minute)
-                .map(Arc::new),
+            limiter: crate::ratelimit::RateLimiter::new(&settings).map(Arc::new),
             settings: Arc::new(settings),
             keys: Arc::new(keys),
             store,

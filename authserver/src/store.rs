@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 
 mod clients;
 mod grants;
+mod ratelimit;
 pub mod records;
 mod revocations;
 mod users;

@@ -25,6 +25,12 @@ pub struct GatewayConfig {
     /// Where Envoy accepts client traffic.
     #[serde(default)]
     pub listener: ListenerConfig,
+    /// The network between Envoy and the authserver, ext_authz and Redis is encrypted and
+    /// authenticated by a service mesh (Istio, Linkerd mTLS): `http://`/`redis://` off
+    /// loopback are then allowed. Otherwise they are refused, as the JWKS, decisions and
+    /// tokens would cross the network in clear.
+    #[serde(default)]
+    pub mesh_mtls: bool,
     /// Envoy's admin interface; must be a loopback address.
     #[serde(default)]
     pub admin: AdminConfig,
@@ -53,6 +59,18 @@ pub struct ListenerConfig {
     /// Default `127.0.0.1:8080`. Use `0.0.0.0:8080` to accept remote clients.
     #[serde(default = "default_listener")]
     pub address: SocketAddr,
+    /// Proxies in front of Envoy that append to `X-Forwarded-For` (a load balancer: 1).
+    /// Envoy's `xff_num_trusted_hops`; the authserver's rate limits count the address these
+    /// hops saw. Default 0: the client connects to Envoy itself.
+    #[serde(default)]
+    pub xff_num_trusted_hops: u32,
+    /// Downstream connections Envoy holds open at once; past this it refuses new ones.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u64,
+    /// Envoy's heap budget: near it, Envoy shrinks its heap, then stops taking keep-alive
+    /// connections, then refuses new requests (503) instead of being killed for memory.
+    #[serde(default = "default_max_heap_bytes")]
+    pub max_heap_bytes: u64,
 }
 
 /// Envoy's admin endpoint (stats, readiness). Never exposed beyond loopback.
@@ -96,6 +114,10 @@ pub struct AuthServerConfig {
     /// Requests per minute per client IP on `/register` and `/token`.
     #[serde(default = "default_rate_limit")]
     pub rate_limit_per_minute: u32,
+    /// Peers whose `X-Forwarded-For` the authserver reads (Envoy's addresses). Default
+    /// loopback: Envoy beside the authserver. Any other peer is itself the client.
+    #[serde(default = "default_trusted_proxies")]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// JWS algorithms the authserver signs with (RFC 7518 §3.1, RFC 8037 §3.1).
@@ -359,6 +381,9 @@ impl Default for ListenerConfig {
     fn default() -> Self {
         Self {
             address: default_listener(),
+            xff_num_trusted_hops: 0,
+            max_connections: default_max_connections(),
+            max_heap_bytes: default_max_heap_bytes(),
         }
     }
 }
@@ -385,6 +410,7 @@ impl Default for AuthServerConfig {
             signing_alg: SigningAlg::default(),
             keys_dir: default_keys_dir(),
             rate_limit_per_minute: default_rate_limit(),
+            trusted_proxies: default_trusted_proxies(),
         }
     }
 }
@@ -455,6 +481,19 @@ fn default_keys_dir() -> PathBuf {
 }
 fn default_rate_limit() -> u32 {
     120
+}
+fn default_trusted_proxies() -> Vec<ipnet::IpNet> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    vec![
+        ipnet::IpNet::new_assert(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 0)), 8),
+        ipnet::IpNet::new_assert(IpAddr::V6(Ipv6Addr::LOCALHOST), 128),
+    ]
+}
+fn default_max_connections() -> u64 {
+    10_000
+}
+fn default_max_heap_bytes() -> u64 {
+    1 << 30
 }
 fn default_ext_authz_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9191))

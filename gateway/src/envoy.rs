@@ -56,7 +56,8 @@ pub enum RenderError {
 
 #[derive(Serialize)]
 struct Context {
-    listener: SocketContext,
+    listener: ListenerContext,
+    overload: OverloadContext,
     admin: SocketContext,
     access_log: bool,
     wasm_path: String,
@@ -80,6 +81,20 @@ struct Context {
     authserver_routes: Vec<PathContext>,
     virtual_hosts: Vec<VirtualHostContext>,
     clusters: Vec<ClusterContext>,
+}
+
+#[derive(Serialize)]
+struct ListenerContext {
+    address: String,
+    port: u16,
+    xff_num_trusted_hops: u32,
+}
+
+/// Envoy's overload manager budgets.
+#[derive(Serialize)]
+struct OverloadContext {
+    max_heap_bytes: u64,
+    max_connections: u64,
 }
 
 #[derive(Serialize)]
@@ -128,7 +143,15 @@ struct ClusterContext {
 /// Renders the Envoy bootstrap YAML for `config`.
 pub fn render(config: &GatewayConfig, options: &RenderOptions) -> Result<String, RenderError> {
     let context = Context {
-        listener: socket(config.listener.address),
+        listener: ListenerContext {
+            address: config.listener.address.ip().to_string(),
+            port: config.listener.address.port(),
+            xff_num_trusted_hops: config.listener.xff_num_trusted_hops,
+        },
+        overload: OverloadContext {
+            max_heap_bytes: config.listener.max_heap_bytes,
+            max_connections: config.listener.max_connections,
+        },
         admin: socket(config.admin.address),
         access_log: options.access_log,
         wasm_path: options.wasm_path.display().to_string(),

@@ -106,6 +106,12 @@ fn bad_values_name_their_field() {
         (format!("{MINIMAL}filter: {{ clock_leeway: 61s }}\n"), "filter.clock_leeway"),
         (format!("{MINIMAL}tokens: {{ authorization_code: 11m }}\n"), "tokens.authorization_code"),
         (format!("{MINIMAL}tokens: {{ refresh_reuse_grace: 61s }}\n"), "tokens.refresh_reuse_grace"),
+        (format!("{MINIMAL}listener: {{ xff_num_trusted_hops: 11 }}\n"), "listener.xff_num_trusted_hops"),
+        (format!("{MINIMAL}authserver: {{ url: \"http://10.0.0.5:8081\" }}\n"), "authserver.url"),
+        (format!("{MINIMAL}ext_authz: {{ url: \"http://ext-authz:9191\" }}\n"), "ext_authz.url"),
+        (format!("{MINIMAL}listener: {{ max_connections: 0 }}\n"), "listener.max_connections"),
+        (format!("{MINIMAL}listener: {{ max_heap_bytes: 1000 }}\n"), "listener.max_heap_bytes"),
+        (format!("{MINIMAL}authserver: {{ trusted_proxies: [\"10.0.0.0/33\"] }}\n"), "authserver.trusted_proxies"),
         (format!("{MINIMAL}redis: {{ url: \"http://x\" }}\n"), "redis.url"),
         (format!("{MINIMAL}  - name: everything\n    upstream: {{ url: \"http://127.0.0.1:3002/mcp\" }}\n"), "services[1].name"),
         ("issuer: http://127.0.0.1:8080\nservices: []\n".to_owned(), "`services`"),
@@ -385,5 +391,18 @@ fn a_stdio_service_must_be_wrapped_on_loopback_at_mcp() {
         );
         let err = GatewayConfig::from_yaml(&yaml).unwrap_err().to_string();
         assert!(err.contains("services[0].upstream.url"), "{err}");
+    }
+}
+
+#[test]
+fn plain_http_off_loopback_is_allowed_only_inside_a_mesh() {
+    for extra in [
+        "authserver: { url: \"https://auth.internal:8443\" }\n",
+        "authserver: { url: \"http://127.0.0.1:8081\" }\n",
+        "authserver: { url: \"http://authserver:8081\" }\nmesh_mtls: true\n",
+        "ext_authz: { url: \"http://ext-authz:9191\" }\nmesh_mtls: true\n",
+    ] {
+        let yaml = format!("{MINIMAL}{extra}");
+        assert!(GatewayConfig::from_yaml(&yaml).is_ok(), "{extra}");
     }
 }

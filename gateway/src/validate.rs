@@ -18,6 +18,8 @@ use crate::service::{Service, Transport};
 const MAX_CLOCK_LEEWAY: Duration = Duration::from_secs(60);
 const MAX_STREAM_LOSS_GRACE: Duration = Duration::from_secs(60);
 const MAX_CODE_TTL: Duration = Duration::from_secs(600);
+const MAX_TRUSTED_HOPS: u32 = 10;
+const MIN_HEAP_BYTES: u64 = 64 << 20;
 const MAX_REFRESH_REUSE_GRACE: Duration = Duration::from_secs(60);
 const MAX_SERVICE_NAME: usize = 40;
 /// Longest consent-page line describing a scope.
@@ -42,8 +44,17 @@ pub(crate) fn validate(mut config: GatewayConfig) -> Result<GatewayConfig, Confi
         ));
     }
     validate_redis_url(&config.redis.url)?;
-    validate_reach_url("authserver.url", config.authserver.url.as_ref())?;
-    validate_reach_url("ext_authz.url", config.ext_authz.url.as_ref())?;
+    validate_reach_url(
+        "authserver.url",
+        config.authserver.url.as_ref(),
+        config.mesh_mtls,
+    )?;
+    validate_reach_url(
+        "ext_authz.url",
+        config.ext_authz.url.as_ref(),
+        config.mesh_mtls,
+    )?;
+    validate_listener(&config)?;
     validate_durations(&config)?;
     validate_access("access", &config.access)?;
 
@@ -141,14 +152,45 @@ fn validate_redis_url(url: &str) -> Result<(), ConfigError> {
     }
 }
 
-fn validate_reach_url(field: &str, url: Option<&Url>) -> Result<(), ConfigError> {
-    match url {
-        Some(url) if Endpoint::from_url(url).is_none() => Err(invalid(
+/// How Envoy reaches a component: https, or http on loopback (or inside a mesh's mTLS).
+fn validate_reach_url(field: &str, url: Option<&Url>, mesh_mtls: bool) -> Result<(), ConfigError> {
+    let Some(url) = url else { return Ok(()) };
+    let Some(endpoint) = Endpoint::from_url(url) else {
+        return Err(invalid(
             field,
             format!("{url} is not an http(s) URL with a host"),
-        )),
-        _ => Ok(()),
+        ));
+    };
+    if !endpoint.tls && !mesh_mtls && !is_loopback_host(url) {
+        return Err(invalid(
+            field,
+            format!(
+                "{url} is plain http to another host: use https (or set mesh_mtls: true when a \
+                 service mesh encrypts this hop)"
+            ),
+        ));
     }
+    Ok(())
+}
+
+fn validate_listener(config: &GatewayConfig) -> Result<(), ConfigError> {
+    let listener = &config.listener;
+    if listener.xff_num_trusted_hops > MAX_TRUSTED_HOPS {
+        return Err(invalid(
+            "listener.xff_num_trusted_hops",
+            "must be at most 10: count the proxies in front of Envoy",
+        ));
+    }
+    if listener.max_connections == 0 {
+        return Err(invalid("listener.max_connections", "must be at least 1"));
+    }
+    if listener.max_heap_bytes < MIN_HEAP_BYTES {
+        return Err(invalid(
+            "listener.max_heap_bytes",
+            "must be at least 67108864 (64 MiB): Envoy needs that much to run",
+        ));
+    }
+    Ok(())
 }
 
 fn validate_durations(config: &GatewayConfig) -> Result<(), ConfigError> {

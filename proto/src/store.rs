@@ -63,6 +63,11 @@ impl KeySpace {
     pub fn revocation_pattern(&self) -> String {
         format!("{}revoked:*", self.prefix)
     }
+    /// A rate-limit cell: the GCRA theoretical arrival time of one client address in one
+    /// bucket (milliseconds, TTL = how far ahead it is), shared by every authserver replica.
+    pub fn rate_limit(&self, bucket: &str, client: &str) -> String {
+        format!("{}ratelimit:{bucket}:{client}", self.prefix)
+    }
     /// Pub/sub channel on which every revocation is published as it is written.
     pub fn revocation_channel(&self) -> String {
         format!("{}events:revocations", self.prefix)

@@ -43,6 +43,8 @@ pub struct StackOptions {
     pub fast_mode: bool,
     /// Envoy worker threads (each with its own filter VM); 0 means 1.
     pub envoy_workers: u32,
+    /// More `listener:` settings, as YAML flow-mapping entries (`max_connections: 4`).
+    pub listener_config: String,
 }
 
 fn spawn_ext_authz(
@@ -122,7 +124,7 @@ impl Stack {
 
         let yaml = format!(
             r#"issuer: http://127.0.0.1:{port}{issuer_path}
-listener: {{ address: "127.0.0.1:{port}" }}
+listener: {{ address: "127.0.0.1:{port}"{listener_config} }}
 admin: {{ address: "127.0.0.1:0" }}
 redis: {{ url: "{redis}", key_prefix: "e2e:" }}
 authserver: {{ listen: "{authserver}", keys_dir: "{keys}" }}
@@ -145,6 +147,11 @@ services:
                 ""
             },
             extra_services = options.extra_services,
+            listener_config = if options.listener_config.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", options.listener_config)
+            },
         );
         let config_path = dir.path().join("gateway.yaml");
         std::fs::write(&config_path, &yaml)?;

@@ -11,3 +11,6 @@ mod ext_authz;
 
 #[path = "e2e/filter.rs"]
 mod filter;
+
+#[path = "e2e/edge.rs"]
+mod edge;

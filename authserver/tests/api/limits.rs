@@ -3,6 +3,10 @@
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 
+use std::collections::HashMap;
+
+use tower::ServiceExt as _;
+
 use crate::support::*;
 
 async fn limited_server() -> TestServer {
@@ -44,6 +48,93 @@ async fn registration_is_rate_limited_per_client_ip() {
     // Another address is not affected.
     let other = server.send(register_from("198.51.100.1")).await;
     assert_eq!(other.status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn replicas_on_one_redis_share_the_limit() {
+    let server = limited_server().await;
+    let yaml = config_yaml(&server.redis.url, &server.keys_dir, "")
+        .replace("rate_limit_per_minute: 0", "rate_limit_per_minute: 3");
+    let config = mcp_auth_gateway::GatewayConfig::from_yaml(&yaml).unwrap();
+    let replica = mcp_auth_authserver::router(
+        mcp_auth_authserver::AppState::new(config, &HashMap::new())
+            .await
+            .unwrap(),
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            server.send(register_from("203.0.113.20")).await.status,
+            StatusCode::CREATED
+        );
+    }
+    // The third request goes to the other replica and counts against the same limit.
+    let third = replica
+        .clone()
+        .oneshot(register_from("203.0.113.20"))
+        .await
+        .unwrap();
+    assert_eq!(third.status(), StatusCode::CREATED);
+    let fourth = replica
+        .oneshot(register_from("203.0.113.20"))
+        .await
+        .unwrap();
+    assert_eq!(fourth.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Nothing is left behind for an idle client: each cell expires with its credit.
+    let mut conn = server.redis.conn().await;
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg("t:ratelimit:register:203.0.113.20")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 80_000, "{ttl}");
+}
+
+#[tokio::test]
+async fn ipv6_clients_share_a_limit_per_64() {
+    let server = limited_server().await;
+    for host in 1..=3 {
+        let ip = format!("2001:db8:7:7::{host}");
+        assert_eq!(
+            server.send(register_from(&ip)).await.status,
+            StatusCode::CREATED
+        );
+    }
+    // Another address of the same /64: the same subscriber.
+    assert_eq!(
+        server
+            .send(register_from("2001:db8:7:7:ffff::1"))
+            .await
+            .status,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        server.send(register_from("2001:db8:7:8::1")).await.status,
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
+async fn without_redis_limited_endpoints_fail_closed() {
+    let mut server = limited_server().await;
+    server.redis.stop();
+    let response = server.send(register_from("203.0.113.21")).await;
+    assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.error(), "temporarily_unavailable");
+    let client_id = "whoever";
+    let page = server
+        .send(
+            Request::get(authorize_uri(client_id, ""))
+                .header("x-forwarded-for", "203.0.113.21")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        page.text().contains("Sign-in is unavailable"),
+        "{}",
+        page.text()
+    );
 }
 
 #[tokio::test]

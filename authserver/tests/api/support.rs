@@ -70,6 +70,12 @@ impl TestRedis {
         redis::Client::open(self.url.as_str()).unwrap()
     }
 
+    /// Kills the server (a Redis outage).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
         self.client()
             .get_multiplexed_async_connection()
