@@ -15,6 +15,8 @@
 //!   first to expire).
 //! - Generic over the key (a token hash, or a token hash and a route for fast-mode
 //!   decisions) and over the time unit: `expires_at` and `now` only need to agree.
+//! - Generic over the value too: the worker also remembers tokens that failed verification
+//!   for good, for a minute each (`worker::FAILURE_MEMORY_SECS`), under the same bound.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hash, Hasher};

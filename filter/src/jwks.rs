@@ -184,6 +184,17 @@ impl KeySet {
             .iter()
             .all(|old| self.keys.iter().any(|new| new.identity == old.identity))
     }
+
+    /// True when both sets hold the same keys in the same order: then every token verifies,
+    /// or fails, the same way with either (a refetch of an unchanged JWKS).
+    pub fn same_keys_as(&self, other: &KeySet) -> bool {
+        self.keys.len() == other.keys.len()
+            && self
+                .keys
+                .iter()
+                .zip(&other.keys)
+                .all(|(this, that)| this.identity == that.identity)
+    }
 }
 
 impl Jwk {

@@ -91,6 +91,27 @@ impl VerifyError {
     pub fn wants_key_refresh(&self) -> bool {
         matches!(self, Self::UnknownKey { .. })
     }
+
+    /// True when the same token fails the same way for as long as the key set and the
+    /// configuration stay as they are: the answer depends on neither the clock nor a JWKS
+    /// refresh that adds a key. Such failures may be remembered until the key set changes.
+    /// Not [`VerifyError::UnknownKey`] (a refresh may bring the key, and it is cheap: no
+    /// signature was checked), nor [`VerifyError::Expired`] and [`VerifyError::NotYetValid`].
+    pub fn is_fixed_for_key_set(&self) -> bool {
+        match self {
+            Self::Malformed(_)
+            | Self::AlgorithmNotAllowed
+            | Self::AmbiguousKey
+            | Self::AlgorithmKeyMismatch(_)
+            | Self::BadSignature
+            | Self::WrongType
+            | Self::UnsupportedCritical
+            | Self::InvalidClaims(_)
+            | Self::UnsafeClaim(_)
+            | Self::WrongIssuer => true,
+            Self::UnknownKey { .. } | Self::Expired | Self::NotYetValid => false,
+        }
+    }
 }
 
 /// Why a verified token does not open this route.

@@ -3,6 +3,15 @@
 //!
 //! Envoy runs one wasm VM per worker thread; everything here lives in that VM, shared by
 //! `Rc` between its root context and its HTTP contexts (single-threaded, so `RefCell`).
+//!
+//! Two caches keyed by the token's hash, both bounded by `token_cache_entries`:
+//! - verified tokens, until their `exp`;
+//! - tokens that failed verification in a way no clock and no added key can change (a bad
+//!   signature above all: about 1 ms of ES256 each in V8), for [`FAILURE_MEMORY_SECS`] or
+//!   until the key set changes, whichever comes first. A flood repeating one forged token
+//!   then costs one verification a minute; a flood of distinct ones still costs one each,
+//!   and only ever holds the newest entries. An unknown `kid` is never remembered: the
+//!   refresh it asks for may bring the key (key rotation).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -14,8 +23,13 @@ use crate::config::{Config, Route};
 use crate::fast::FastPath;
 use crate::jwks::KeySet;
 use crate::verify::{
-    Expectations, RouteError, VerifiedToken, authorize_for_route, verify_access_token,
+    Expectations, RouteError, VerifiedToken, VerifyError, authorize_for_route, verify_access_token,
 };
+
+/// How long a token's failed verification is remembered, in seconds. Short: the rule that
+/// clears it when keys change is what keeps it correct; this only bounds how stale an entry
+/// can get.
+pub const FAILURE_MEMORY_SECS: u64 = 60;
 
 /// What the HTTP context read from the request (raw header bytes: never trust UTF-8).
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,6 +62,8 @@ pub struct Refused {
 pub struct KeyChange {
     /// Cached tokens were forgotten because a key left the set.
     pub cache_cleared: bool,
+    /// Remembered failures were forgotten because the set is not the same any more.
+    pub failures_forgotten: bool,
 }
 
 /// The state of one worker VM.
@@ -55,6 +71,8 @@ pub struct Worker {
     pub config: Rc<Config>,
     keys: RefCell<Option<Rc<KeySet>>>,
     cache: RefCell<TokenCache<Rc<VerifiedToken>>>,
+    /// Tokens whose verification failed for good with the current keys, and why.
+    failures: RefCell<TokenCache<VerifyError>>,
     key_refresh_wanted: Cell<bool>,
     /// Fast mode's decisions and stream state; `None` in per-request mode.
     pub fast: Option<RefCell<FastPath>>,
@@ -76,6 +94,7 @@ impl Worker {
             config,
             keys: RefCell::new(None),
             cache: RefCell::new(TokenCache::new(cache_capacity)),
+            failures: RefCell::new(TokenCache::new(cache_capacity)),
             key_refresh_wanted: Cell::new(false),
         }
     }
@@ -85,7 +104,8 @@ impl Worker {
     }
 
     /// Replaces the key set. If a key of the old set is missing from the new one, tokens it
-    /// verified must not be honoured any longer: the cache is cleared.
+    /// verified must not be honoured any longer: the cache is cleared. If the set changed at
+    /// all, a remembered failure may now verify: those are forgotten.
     pub fn install_keys(&self, keys: KeySet) -> KeyChange {
         let mut current = self.keys.borrow_mut();
         let cache_cleared = match current.as_deref() {
@@ -95,8 +115,18 @@ impl Worker {
             }
             _ => false,
         };
+        let failures_forgotten = match current.as_deref() {
+            Some(old) if keys.same_keys_as(old) => false,
+            _ => {
+                self.failures.borrow_mut().clear();
+                true
+            }
+        };
         *current = Some(Rc::new(keys));
-        KeyChange { cache_cleared }
+        KeyChange {
+            cache_cleared,
+            failures_forgotten,
+        }
     }
 
     /// Asks the root context for an early JWKS fetch (a token named an unknown key).
@@ -111,6 +141,11 @@ impl Worker {
 
     pub fn cached_tokens(&self) -> usize {
         self.cache.borrow().len()
+    }
+
+    /// Tokens whose failure is remembered (expired entries included until they are evicted).
+    pub fn remembered_failures(&self) -> usize {
+        self.failures.borrow().len()
     }
 
     /// Decides one request at `now` (seconds since the epoch): route policy, `Origin`,
@@ -173,7 +208,7 @@ impl Worker {
         }
     }
 
-    /// The token's route-independent verification, from the cache when possible.
+    /// The token's route-independent verification, from the caches when possible.
     fn verified_token(
         &self,
         route: &Route,
@@ -190,6 +225,12 @@ impl Worker {
                 "no signing keys yet",
             ));
         };
+        if let Some(err) = self.failures.borrow().get(&hash, now) {
+            return Err(refused(
+                challenge::invalid_token(route, err.description()),
+                &format!("{err} (remembered)"),
+            ));
+        }
         let expectations = Expectations {
             issuer: &self.config.issuer,
             clock_leeway_secs: self.config.clock_leeway_secs,
@@ -206,10 +247,16 @@ impl Worker {
                 if err.wants_key_refresh() {
                     self.request_key_refresh();
                 }
-                Err(refused(
+                let refusal = refused(
                     challenge::invalid_token(route, err.description()),
                     &err.to_string(),
-                ))
+                );
+                if err.is_fixed_for_key_set()
+                    && let Ok(mut failures) = self.failures.try_borrow_mut()
+                {
+                    failures.insert(hash, err, now.saturating_add(FAILURE_MEMORY_SECS), now);
+                }
+                Err(refusal)
             }
         }
     }

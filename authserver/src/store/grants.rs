@@ -42,7 +42,8 @@ if rec.client_id ~= ARGV[1] then return {'wrong_client', data} end
 local rotation = redis.call('HMGET', KEYS[1], 'rotated', 'successor')
 if rotation[1] then
   local at = tonumber(rotation[1])
-  if not (rotation[2] and at and tonumber(ARGV[9]) - at <= tonumber(ARGV[10])) then
+  local grace = tonumber(ARGV[10])
+  if not (rotation[2] and at and grace > 0 and tonumber(ARGV[9]) - at <= grace) then
     return {'reused', data}
   end
 end

@@ -559,3 +559,22 @@ async fn clients_without_the_refresh_grant_get_no_refresh_token() {
     let refresh = server.refresh(client_id, "anything", &[]).await;
     assert_eq!(refresh.error(), "unauthorized_client");
 }
+
+#[tokio::test]
+async fn without_a_grace_any_reuse_revokes_the_grant() {
+    let server = TestServer::with(
+        |yaml| format!("{yaml}tokens: {{ refresh_reuse_grace: 0s }}\n"),
+        Default::default(),
+    )
+    .await;
+    let (client_id, first) = server.tokens().await;
+    let refresh_1 = first["refresh_token"].as_str().unwrap().to_owned();
+    let second = server.refresh(&client_id, &refresh_1, &[]).await;
+    assert_eq!(second.status, StatusCode::OK, "{}", second.text());
+    let refresh_2 = second.json()["refresh_token"].as_str().unwrap().to_owned();
+    // The same second, no clock advanced: still reuse.
+    let reuse = server.refresh(&client_id, &refresh_1, &[]).await;
+    assert_eq!(reuse.error(), "invalid_grant");
+    let after = server.refresh(&client_id, &refresh_2, &[]).await;
+    assert_eq!(after.error(), "invalid_grant");
+}

@@ -184,4 +184,12 @@ fn key_set_containment_tracks_rotation() {
     assert!(!removed.contains_all_of(&old));
     assert!(!same_kid_other_key.contains_all_of(&old));
     assert!(old.contains_all_of(&removed));
+
+    assert!(old.same_keys_as(&parse(&[TestKey::Ed("a"), TestKey::Rsa("b")])));
+    assert!(!old.same_keys_as(&added));
+    assert!(!added.same_keys_as(&old));
+    assert!(!old.same_keys_as(&removed));
+    assert!(!old.same_keys_as(&same_kid_other_key));
+    // Order decides which of two keys with one kid a token is checked against.
+    assert!(!old.same_keys_as(&parse(&[TestKey::Rsa("b"), TestKey::Ed("a")])));
 }

@@ -180,6 +180,8 @@ fn unknown_kid_is_refused_and_asks_for_a_key_refresh() {
     );
     assert!(err.wants_key_refresh());
     assert!(!VerifyError::BadSignature.wants_key_refresh());
+    // A refresh may bring the key: never remembered as a failure.
+    assert!(!err.is_fixed_for_key_set());
 }
 
 #[test]
@@ -189,6 +191,7 @@ fn a_known_kid_with_a_foreign_signature_is_a_bad_signature() {
         verify(&mint_with(&TestKey::OtherEd("ed-1", 9), &header, &claims())),
         Err(VerifyError::BadSignature)
     );
+    assert!(VerifyError::BadSignature.is_fixed_for_key_set());
 }
 
 #[test]
@@ -281,6 +284,8 @@ fn expiry_honours_the_leeway() {
     assert!(verify_at(&token, exp + LEEWAY - 1).is_ok(), "within leeway");
     assert_eq!(verify_at(&token, exp + LEEWAY), Err(VerifyError::Expired));
     assert_eq!(verify_at(&token, exp + 3600), Err(VerifyError::Expired));
+    // Depends on the clock: never remembered as a failure.
+    assert!(!VerifyError::Expired.is_fixed_for_key_set());
 }
 
 #[test]
@@ -295,6 +300,7 @@ fn not_before_honours_the_leeway() {
         verify_at(&token, NOW + 100 - LEEWAY - 1),
         Err(VerifyError::NotYetValid)
     );
+    assert!(!VerifyError::NotYetValid.is_fixed_for_key_set());
 }
 
 #[test]

@@ -299,3 +299,5 @@ fn a_key_leaving_the_set_voids_the_tokens_it_verified() {
     assert_eq!(worker.cached_tokens(), 0);
     assert_eq!(status(Req::bearer(&token).decide(&worker, NOW)), 401);
 }
+
+mod failures;

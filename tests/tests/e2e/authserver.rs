@@ -23,6 +23,9 @@ async fn github_stack(user: FakeUser, extra_env: &[(&str, &str)]) -> (Stack, Fak
         user,
         StackOptions {
             env,
+            // A replayed refresh token is reuse at once, not a retry within the grace (the
+            // authserver's API tests cover the grace).
+            extra_config: "tokens: { refresh_reuse_grace: 0s }".into(),
             ..Default::default()
         },
     )

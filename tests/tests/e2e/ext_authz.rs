@@ -51,6 +51,9 @@ async fn echo_stack(fast_mode: bool) -> anyhow::Result<(Stack, FakeGitHub, Disco
         fast_mode,
         // Fast mode keeps state per worker: two of them, each with its own cache and stream.
         envoy_workers: if fast_mode { WORKERS } else { 1 },
+        // A replayed refresh token is reuse at once, not a retry within the grace (the
+        // authserver's API tests cover the grace).
+        extra_config: "tokens: { refresh_reuse_grace: 0s }".into(),
         ..Default::default()
     })
     .await?;
