@@ -11,7 +11,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,46 +25,11 @@ const REDIRECT: &str = "http://127.0.0.1:33418/callback";
 const REQUESTS: usize = 5_000;
 const CONCURRENCY: usize = 32;
 
-/// The Redis child and the directory it lives in, both gone on drop.
-struct Redis {
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("redis.sock");
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            "0",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--unixsocket",
-        ])
-        .arg(&socket)
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server (apt-get install -y redis-server)");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !socket.exists() {
-        assert!(Instant::now() < deadline, "redis-server did not start");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let redis_url = format!("unix://{}", socket.display());
+    let redis = mcp_auth_testkit::RedisServer::start();
+    let redis_url = redis.url();
     let keys = dir.path().join("keys");
-    let _redis = Redis { child, _dir: dir };
 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();

@@ -5,9 +5,6 @@
 // Test code: helpers outside `#[test]` fns fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/redis_server.rs"]
-mod redis_server;
-
 // Shared with the Check tests, which use the rest of it.
 #[allow(dead_code)]
 #[path = "support/harness.rs"]
@@ -22,7 +19,7 @@ use mcp_auth_proto::decisions::{
 };
 use mcp_auth_proto::handoff::HANDOFF_HEADER;
 use mcp_auth_proto::store::RevocationTarget;
-use redis_server::RedisServer;
+use mcp_auth_testkit::RedisServer;
 use tonic::Streaming;
 use tonic::transport::Channel;
 

@@ -6,9 +6,6 @@
 // Test code: helpers outside `#[test]` fns fail loudly too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/redis_server.rs"]
-mod redis_server;
-
 #[path = "support/harness.rs"]
 mod harness;
 
@@ -19,7 +16,7 @@ use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use harness::*;
 use mcp_auth_proto::handoff::HANDOFF_HEADER;
 use mcp_auth_proto::store::{KeySpace, RevocationTarget, UserRecord};
-use redis_server::RedisServer;
+use mcp_auth_testkit::RedisServer;
 use tonic_health::pb::health_check_response::ServingStatus;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,6 +17,6 @@ pub mod mcp_client;
 pub mod mcp_server;
 pub mod oauth;
 pub mod poll;
-pub mod redis;
+pub use mcp_auth_testkit::RedisServer;
 pub mod stack;
 pub mod tools;

@@ -13,11 +13,11 @@ use mcp_auth_gateway::env::Env;
 use mcp_auth_gateway::envoy::{RenderOptions, render};
 use tokio::task::JoinHandle;
 
+use crate::RedisServer;
 use crate::envoy::{Envoy, ReservedPort};
 use crate::fake_github::{FakeGitHub, FakeUser};
 use crate::header_echo::HeaderEcho;
 use crate::mcp_server::McpServer;
-use crate::redis::Redis;
 use crate::{poll, tools};
 
 /// What a test changes about the default stack.
@@ -72,7 +72,7 @@ pub struct Stack {
     pub upstream: McpServer,
     /// The `echo` service's upstream, when [`StackOptions::header_echo`] asked for it.
     pub echo: Option<HeaderEcho>,
-    pub redis: Redis,
+    pub redis: RedisServer,
     /// Envoy's worker threads.
     envoy_workers: u32,
     env: Arc<dyn Env>,
@@ -102,7 +102,7 @@ impl Stack {
 
     pub async fn start_with(options: StackOptions) -> Result<Self> {
         let dir = tempfile::tempdir()?;
-        let redis = Redis::start().await?;
+        let redis = RedisServer::start();
         let upstream = McpServer::everything().await?;
         let echo = if options.header_echo {
             Some(HeaderEcho::start().await?)

@@ -53,7 +53,7 @@ async fn registration_is_rate_limited_per_client_ip() {
 #[tokio::test]
 async fn replicas_on_one_redis_share_the_limit() {
     let server = limited_server().await;
-    let yaml = config_yaml(&server.redis.url, &server.keys_dir, "")
+    let yaml = config_yaml(&server.redis.url(), &server.keys_dir, "")
         .replace("rate_limit_per_minute: 0", "rate_limit_per_minute: 3");
     let config = mcp_auth_gateway::GatewayConfig::from_yaml(&yaml).unwrap();
     let replica = mcp_auth_authserver::router(

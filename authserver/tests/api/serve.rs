@@ -10,10 +10,10 @@ use crate::support::*;
 
 #[tokio::test]
 async fn serves_on_a_listener_and_stops_on_shutdown() {
-    let redis = TestRedis::start();
+    let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     let config =
-        GatewayConfig::from_yaml(&config_yaml(&redis.url, &dir.path().join("k"), "")).unwrap();
+        GatewayConfig::from_yaml(&config_yaml(&redis.url(), &dir.path().join("k"), "")).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -49,9 +49,9 @@ async fn serves_on_a_listener_and_stops_on_shutdown() {
 
 #[tokio::test]
 async fn public_issuer_without_github_credentials_is_refused() {
-    let redis = TestRedis::start();
+    let redis = RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
-    let yaml = config_yaml(&redis.url, &dir.path().join("k"), "")
+    let yaml = config_yaml(&redis.url(), &dir.path().join("k"), "")
         .replace(ISSUER, "https://gw.example.com")
         .replace(
             "http://127.0.0.1:8080/everything/mcp",

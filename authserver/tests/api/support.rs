@@ -4,10 +4,8 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -15,81 +13,12 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt as _;
 use mcp_auth_authserver::{AppState, router, system_now};
 use mcp_auth_gateway::GatewayConfig;
+pub use mcp_auth_testkit::RedisServer;
 use tempfile::TempDir;
 use tower::ServiceExt as _;
 
 pub const ISSUER: &str = "http://127.0.0.1:8080";
 pub const RESOURCE: &str = "http://127.0.0.1:8080/everything/mcp";
-
-/// A `redis-server` of its own on a unix socket in a temporary directory; killed on drop.
-pub struct TestRedis {
-    child: Child,
-    dir: TempDir,
-    pub url: String,
-}
-
-impl TestRedis {
-    pub fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("redis.sock");
-        let child = Command::new("redis-server")
-            .args(["--port", "0", "--unixsocket"])
-            .arg(&socket)
-            .args([
-                "--unixsocketperm",
-                "700",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-            ])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run redis-server ({e}); install it: apt-get install -y redis-server")
-            });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !socket.exists() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not create its socket"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Self {
-            child,
-            url: format!("unix://{}", socket.display()),
-            dir,
-        }
-    }
-
-    pub fn client(&self) -> redis::Client {
-        redis::Client::open(self.url.as_str()).unwrap()
-    }
-
-    /// Kills the server (a Redis outage).
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        self.client()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for TestRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// A settable clock shared with the state.
 #[derive(Clone)]
@@ -108,7 +37,7 @@ impl TestClock {
 pub struct TestServer {
     pub state: AppState,
     pub router: Router,
-    pub redis: TestRedis,
+    pub redis: RedisServer,
     pub clock: TestClock,
     pub keys_dir: PathBuf,
     _dir: TempDir,
@@ -151,10 +80,10 @@ impl TestServer {
         env: HashMap<String, String>,
         adjust: impl FnOnce(AppState) -> AppState,
     ) -> Self {
-        let redis = TestRedis::start();
+        let redis = RedisServer::start();
         let dir = tempfile::tempdir().unwrap();
         let keys_dir = dir.path().join("keys");
-        let yaml = edit(config_yaml(&redis.url, &keys_dir, ""));
+        let yaml = edit(config_yaml(&redis.url(), &keys_dir, ""));
         let config = GatewayConfig::from_yaml(&yaml).unwrap();
         let clock = TestClock(Arc::new(AtomicU64::new(system_now())));
         let ticking = clock.clone();

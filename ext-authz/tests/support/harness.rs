@@ -18,7 +18,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
-use crate::redis_server::RedisServer;
+use mcp_auth_testkit::RedisServer;
 
 pub const PREFIX: &str = "test:";
 /// `tokens.access_token` in the test config.

@@ -7,11 +7,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use mcp_auth_e2e::RedisServer;
 use mcp_auth_e2e::envoy::{Envoy, ReservedPort};
 use mcp_auth_e2e::fake_github::{FakeGitHub, FakeUser};
 use mcp_auth_e2e::oauth::{self, Discovered};
 use mcp_auth_e2e::poll;
-use mcp_auth_e2e::redis::Redis;
 use mcp_auth_gateway::GatewayConfig;
 use mcp_auth_gateway::envoy::{RenderOptions, render};
 
@@ -52,7 +52,7 @@ pub struct ControlPlane {
     pub gateway: Envoy,
     pub authserver: Service,
     pub ext_authz: Service,
-    pub redis: Redis,
+    pub redis: RedisServer,
     _github: FakeGitHub,
     _dir: tempfile::TempDir,
 }
@@ -61,7 +61,7 @@ impl ControlPlane {
     /// Starts everything; `bin_dir` holds the release binaries, `wasm` is the filter.
     pub async fn start(bin_dir: &Path, wasm: &Path) -> Result<Self> {
         let dir = tempfile::tempdir()?;
-        let redis = Redis::start().await?;
+        let redis = RedisServer::start();
         let github = FakeGitHub::start("bench-github-app", "bench-github-secret").await?;
         github.sign_in(FakeUser::new(583231, "octocat"));
         let port = ReservedPort::new()?;
