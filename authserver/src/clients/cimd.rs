@@ -1,54 +1,65 @@
 //! OAuth Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document): a
 //! `client_id` that is an https URL names a JSON document of RFC 7591 metadata served there.
 //!
-//! Fetching a URL a stranger chose is an SSRF risk, so the fetch:
-//! - goes only to public addresses: names are resolved by [`PublicOnlyResolver`], which drops
-//!   loopback, private, link-local, CGNAT, multicast and reserved addresses (the addresses it
-//!   returns are the ones connected to, so DNS rebinding cannot swap them), and IP literals
-//!   are checked the same way;
-//! - follows no redirect, uses no proxy, takes at most 5 s, and reads at most 5 KB;
-//! - is cached per `Cache-Control: max-age` (default 5 minutes, at most a day), so a client
-//!   cannot make us fetch on every request.
+//! Fetching a URL a stranger chose is an SSRF and amplification risk, so:
+//! - the fetch goes only to public addresses, checked on the addresses actually connected to
+//!   (`address`), follows no redirect, uses no proxy, takes at most 5 s and reads at most
+//!   5 KB (`fetch`);
+//! - a document is cached per `Cache-Control` but at least a minute, whatever it asks, and a
+//!   failure for 30 s, in a map of its own so failing ids never push good documents out
+//!   (`cache`);
+//! - concurrent resolutions of one URL share one fetch (single flight), and at most
+//!   [`MAX_CONCURRENT_FETCHES`] fetches run at once across all URLs; past that a resolution
+//!   fails at once rather than queue, so the AS cannot be made to send an unbounded number of
+//!   requests or hold an unbounded number of waiting tasks;
+//! - the caller is told only that the document could not be fetched; why (DNS, connect,
+//!   status) goes to the log, so the error cannot be used to map our network.
+
+mod address;
+mod cache;
+mod fetch;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use mcp_auth_proto::registration::ClientIdMetadataDocument;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tracing::Instrument;
 
 use crate::oauth::client::{Client, ClientKind, MetadataSource, validate};
+use address::allowed;
+use cache::DocumentCache;
 
-/// Largest document read.
-pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
-/// Whole fetch deadline.
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
-const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
-const MAX_CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
-const MAX_CACHE_ENTRIES: usize = 1024;
-/// How long a failed fetch is remembered, so a bad `client_id` cannot make us fetch on
-/// every request either.
-const FAILURE_TTL: Duration = Duration::from_secs(30);
+pub use address::{PublicOnlyResolver, is_public, non_public_range};
+pub use cache::{FAILURE_TTL, MAX_CACHE_TTL, MIN_CACHE_TTL, cache_ttl};
+pub use fetch::{FETCH_TIMEOUT, FetchFailure, MAX_DOCUMENT_BYTES};
+
+/// Most document fetches in flight at once, across all URLs.
+pub const MAX_CONCURRENT_FETCHES: usize = 8;
 const MAX_URL_LEN: usize = 2048;
 
-/// Why a metadata document client could not be resolved.
-#[derive(Debug, thiserror::Error)]
+/// Why a metadata document client could not be resolved. `Display` is what the caller may
+/// see; details that describe our network stay in sources and logs.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CimdError {
     #[error("client_id is not a valid metadata document URL: {0}")]
     BadUrl(&'static str),
     #[error("the client_id host is not a public address")]
     NonPublicAddress,
-    #[error("fetching the document failed: {0}")]
-    Fetch(String),
-    #[error("the document answered HTTP {0}")]
-    Status(u16),
-    #[error("the document is larger than {MAX_DOCUMENT_BYTES} bytes")]
-    TooLarge,
+    /// The reason is logged where the fetch ends and kept as the source, never displayed.
+    #[error("the client metadata document could not be fetched")]
+    Fetch(#[source] FetchFailure),
     #[error("the document is not valid client metadata: {0}")]
     Invalid(String),
     #[error("{0} (remembered from a recent attempt)")]
-    Cached(String),
+    Remembered(Box<CimdError>),
+    /// At start-up only.
+    #[error("the HTTP client for metadata documents could not be built: {0}")]
+    Setup(String),
 }
 
 /// True for a `client_id` that is meant as a metadata document URL.
@@ -101,94 +112,47 @@ pub fn check_url(client_id: &str, allow_loopback_http: bool) -> Result<url::Url,
     }
 }
 
-fn allowed(ip: IpAddr, allow_loopback: bool) -> bool {
-    is_public(ip) || (allow_loopback && ip.is_loopback())
-}
-
-/// True for a globally routable unicast address.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public_v4(v4);
-            }
-            let seg = v6.segments();
-            // NAT64 (64:ff9b::/96) embeds an IPv4 address.
-            if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
-                let [a, b] = seg[6].to_be_bytes();
-                let [c, d] = seg[7].to_be_bytes();
-                return is_public_v4(Ipv4Addr::new(a, b, c, d));
-            }
-            !(v6.is_unspecified()
-                || v6.is_loopback()
-                || v6.is_multicast()
-                || (seg[0] & 0xfe00) == 0xfc00 // unique local fc00::/7
-                || (seg[0] & 0xffc0) == 0xfe80 // link-local fe80::/10
-                || (seg[0] & 0xffc0) == 0xfec0 // site-local fec0::/10
-                || seg[0] == 0x2001 && seg[1] == 0x0db8 // documentation
-                || seg[0] == 0x2002 // 6to4 embeds an IPv4 address
-                || v6 == Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 1))
-        }
-    }
-}
-
-fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    !(ip.is_unspecified()
-        || ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || ip.is_documentation()
-        || a == 0
-        || a >= 240
-        || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64.0.0/10
-        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
-        || (a == 198 && (b == 18 || b == 19))) // benchmarking
-}
-
-/// A DNS resolver that returns public addresses only (and fails when there are none).
-#[derive(Debug, Clone, Copy)]
-pub struct PublicOnlyResolver {
-    allow_loopback: bool,
-}
-
-impl Resolve for PublicOnlyResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let allow_loopback = self.allow_loopback;
-        Box::pin(async move {
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
-                .await?
-                .filter(|a| allowed(a.ip(), allow_loopback))
-                .collect();
-            if addrs.is_empty() {
-                return Err(Box::new(CimdError::NonPublicAddress)
-                    as Box<dyn std::error::Error + Send + Sync>);
-            }
-            Ok(Box::new(addrs.into_iter()) as Addrs)
-        })
-    }
-}
-
-struct CacheEntry {
-    /// The client, or why its document was refused.
-    outcome: Result<Arc<Client>, Arc<str>>,
-    expires: Instant,
-}
+/// What a fetch ends with, shared by everyone waiting on it.
+type Outcome = Result<Arc<Client>, CimdError>;
 
 /// Fetches, validates and caches metadata documents.
 pub struct CimdResolver {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     http: reqwest::Client,
-    cache: Mutex<HashMap<String, CacheEntry>>,
     allow_loopback_http: bool,
+    /// One permit per fetch in flight ([`MAX_CONCURRENT_FETCHES`]).
+    fetch_permits: Arc<Semaphore>,
+    state: Mutex<State>,
+}
+
+/// Cache and flights under one lock, so a resolution sees either a cached answer or the
+/// flight that will produce it, never the gap between them.
+#[derive(Default)]
+struct State {
+    cache: DocumentCache,
+    in_flight: HashMap<String, Flight>,
+    next_flight: u64,
+}
+
+struct Flight {
+    /// Tells this flight from a later one for the same URL.
+    id: u64,
+    outcome: Shared<BoxFuture<'static, Outcome>>,
+}
+
+/// Either an answer now or a flight to wait for.
+enum Lookup {
+    Answer(Outcome),
+    Wait(Shared<BoxFuture<'static, Outcome>>),
 }
 
 impl std::fmt::Debug for CimdResolver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CimdResolver")
-            .field("allow_loopback_http", &self.allow_loopback_http)
+            .field("allow_loopback_http", &self.inner.allow_loopback_http)
             .finish_non_exhaustive()
     }
 }
@@ -207,149 +171,156 @@ impl CimdResolver {
     }
 
     fn build(allow_loopback_http: bool) -> Result<Self, CimdError> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .timeout(FETCH_TIMEOUT)
-            .connect_timeout(FETCH_TIMEOUT)
-            .https_only(!allow_loopback_http)
-            .user_agent(concat!("mcp-mesh-auth/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(PublicOnlyResolver {
-                allow_loopback: allow_loopback_http,
-            }))
-            .build()
-            .map_err(|e| CimdError::Fetch(e.to_string()))?;
+        let http =
+            fetch::http_client(allow_loopback_http).map_err(|e| CimdError::Setup(e.to_string()))?;
         Ok(Self {
-            http,
-            cache: Mutex::new(HashMap::new()),
-            allow_loopback_http,
+            inner: Arc::new(Inner {
+                http,
+                allow_loopback_http,
+                fetch_permits: Arc::new(Semaphore::new(MAX_CONCURRENT_FETCHES)),
+                state: Mutex::default(),
+            }),
         })
     }
 
-    /// The client named by the metadata document at `client_id` (cached, failures too).
+    /// The client named by the metadata document at `client_id`: from the cache, by joining
+    /// a fetch of the same URL already in flight, or by a new fetch when a permit is free
+    /// (else at once `CimdError::Fetch(FetchFailure::Busy)`). The fetch runs in its own task,
+    /// so a caller that goes away neither cancels it nor loses its result for the next one.
     pub async fn resolve(&self, client_id: &str) -> Result<Client, CimdError> {
-        if let Some(outcome) = self.cached(client_id) {
-            return outcome;
-        }
-        let url = check_url(client_id, self.allow_loopback_http)?;
-        let fetched = match self.fetch(url).await {
-            Ok((body, ttl)) => parse_document(client_id, &body).map(|client| (client, ttl)),
-            Err(error) => Err(error),
+        let url = check_url(client_id, self.inner.allow_loopback_http)?;
+        let outcome = match self.lookup_or_take_off(url)? {
+            Lookup::Answer(outcome) => outcome,
+            Lookup::Wait(flight) => flight.await,
         };
-        match fetched {
-            Ok((client, ttl)) => {
-                if !ttl.is_zero() {
-                    self.remember(client_id, Ok(Arc::new(client.clone())), ttl);
-                }
-                Ok(client)
-            }
-            Err(error) => {
-                self.remember(client_id, Err(Arc::from(error.to_string())), FAILURE_TTL);
-                Err(error)
-            }
-        }
+        outcome.map(|client| Client::clone(&client))
     }
 
-    fn cached(&self, client_id: &str) -> Option<Result<Client, CimdError>> {
-        let cache = self.cache.lock().ok()?;
-        let entry = cache
-            .get(client_id)
-            .filter(|e| e.expires > Instant::now())?;
-        Some(match &entry.outcome {
-            Ok(client) => Ok((**client).clone()),
-            Err(problem) => Err(CimdError::Cached(problem.to_string())),
-        })
-    }
-
-    fn remember(&self, client_id: &str, outcome: Result<Arc<Client>, Arc<str>>, ttl: Duration) {
-        let Ok(mut cache) = self.cache.lock() else {
-            return;
-        };
-        let now = Instant::now();
-        if cache.len() >= MAX_CACHE_ENTRIES {
-            cache.retain(|_, e| e.expires > now);
+    fn lookup_or_take_off(&self, url: url::Url) -> Result<Lookup, CimdError> {
+        let mut state = lock(&self.inner.state);
+        if let Some(answer) = state.cache.lookup(url.as_str(), Instant::now()) {
+            return Ok(Lookup::Answer(answer));
         }
-        if cache.len() >= MAX_CACHE_ENTRIES {
-            // Still full of live entries: start over rather than grow without bound.
-            cache.clear();
+        if let Some(flight) = state.in_flight.get(url.as_str()) {
+            return Ok(Lookup::Wait(flight.outcome.clone()));
         }
-        cache.insert(
-            client_id.to_owned(),
-            CacheEntry {
-                outcome,
-                expires: now + ttl,
+        let permit = self
+            .inner
+            .fetch_permits
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                tracing::warn!(
+                    client_id = url.as_str(),
+                    limit = MAX_CONCURRENT_FETCHES,
+                    "client metadata document not fetched: too many fetches in flight"
+                );
+                CimdError::Fetch(FetchFailure::Busy)
+            })?;
+        let id = state.next_flight;
+        state.next_flight = state.next_flight.wrapping_add(1);
+        let key = url.as_str().to_owned();
+        let task = tokio::spawn(
+            fly(self.inner.clone(), url, id, permit).instrument(tracing::Span::current()),
+        );
+        let outcome = async move {
+            task.await.unwrap_or_else(|error| {
+                tracing::error!(%error, "client metadata document fetch task failed");
+                Err(CimdError::Fetch(FetchFailure::Aborted))
+            })
+        }
+        .boxed()
+        .shared();
+        state.in_flight.insert(
+            key,
+            Flight {
+                id,
+                outcome: outcome.clone(),
             },
         );
-    }
-
-    async fn fetch(&self, url: url::Url) -> Result<(Vec<u8>, Duration), CimdError> {
-        let mut response = self
-            .http
-            .get(url)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| CimdError::Fetch(without_url(&e)))?;
-        if response.status() != reqwest::StatusCode::OK {
-            return Err(CimdError::Status(response.status().as_u16()));
-        }
-        if response
-            .content_length()
-            .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
-        {
-            return Err(CimdError::TooLarge);
-        }
-        let ttl = cache_ttl(
-            response
-                .headers()
-                .get(reqwest::header::CACHE_CONTROL)
-                .and_then(|v| v.to_str().ok()),
-        );
-        let mut body = Vec::new();
-        while let Some(chunk) = response
-            .chunk()
-            .await
-            .map_err(|e| CimdError::Fetch(without_url(&e)))?
-        {
-            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                return Err(CimdError::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok((body, ttl))
+        Ok(Lookup::Wait(outcome))
     }
 }
 
-fn without_url(error: &reqwest::Error) -> String {
-    let mut message = error.to_string();
-    if let Some(url) = error.url() {
-        message = message.replace(url.as_str(), "<client_id>");
+/// One flight: fetch and validate `url`, remember the outcome, then leave `in_flight`.
+async fn fly(inner: Arc<Inner>, url: url::Url, id: u64, permit: OwnedSemaphorePermit) -> Outcome {
+    let key = url.as_str().to_owned();
+    // Leaves `in_flight` however the task ends (even aborted at shutdown), after the
+    // outcome is cached below.
+    let _landing = Landing {
+        state: &inner.state,
+        url: &key,
+        id,
+    };
+    let fetched = fetch_document(&inner.http, url).await;
+    drop(permit);
+    let now = Instant::now();
+    let mut state = lock(&inner.state);
+    let outcome = match fetched {
+        Ok((client, ttl)) => {
+            let client = Arc::new(client);
+            state
+                .cache
+                .remember_document(&key, client.clone(), ttl, now);
+            Ok(client)
+        }
+        Err(error) => {
+            tracing::info!(
+                client_id = key.as_str(),
+                reason = %with_sources(&error),
+                "client metadata document refused"
+            );
+            state.cache.remember_failure(&key, error.clone(), now);
+            Err(error)
+        }
+    };
+    drop(state);
+    outcome
+}
+
+async fn fetch_document(
+    http: &reqwest::Client,
+    url: url::Url,
+) -> Result<(Client, Duration), CimdError> {
+    let client_id = url.as_str().to_owned();
+    let (body, ttl) = fetch::fetch(http, url).await.map_err(CimdError::Fetch)?;
+    Ok((parse_document(&client_id, &body)?, ttl))
+}
+
+/// Removes its flight from `in_flight` when dropped (only that flight, not a later one).
+struct Landing<'a> {
+    state: &'a Mutex<State>,
+    url: &'a str,
+    id: u64,
+}
+
+impl Drop for Landing<'_> {
+    fn drop(&mut self) {
+        let mut state = lock(self.state);
+        if state
+            .in_flight
+            .get(self.url)
+            .is_some_and(|f| f.id == self.id)
+        {
+            state.in_flight.remove(self.url);
+        }
     }
-    if let Some(source) = std::error::Error::source(error) {
-        message = format!("{message}: {source}");
+}
+
+/// The state, also after a panic elsewhere: every critical section leaves it consistent.
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `error` and its causes, for the log.
+fn with_sources(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message = format!("{message}: {cause}");
+        source = cause.source();
     }
     message
-}
-
-/// How long a document may be cached, from its `Cache-Control`.
-pub fn cache_ttl(cache_control: Option<&str>) -> Duration {
-    let Some(value) = cache_control else {
-        return DEFAULT_CACHE_TTL;
-    };
-    let mut ttl = DEFAULT_CACHE_TTL;
-    for directive in value.split(',').map(|d| d.trim().to_ascii_lowercase()) {
-        if directive == "no-store" || directive == "no-cache" {
-            return Duration::ZERO;
-        }
-        if let Some(secs) = directive.strip_prefix("max-age=") {
-            ttl = secs
-                .trim_matches('"')
-                .parse::<u64>()
-                .map(Duration::from_secs)
-                .unwrap_or(DEFAULT_CACHE_TTL);
-        }
-    }
-    ttl.min(MAX_CACHE_TTL)
 }
 
 /// Validates a fetched document for `client_id`.

@@ -22,7 +22,8 @@ impl Drop for DocumentServer {
 }
 
 /// Serves `/client.json` (the document, naming itself unless `name_self` is false), a
-/// redirect at `/moved.json` and an oversized document at `/big.json`.
+/// redirect at `/moved.json`, an oversized document at `/big.json` and, at `/no-store.json`,
+/// a document that asks never to be cached.
 async fn document_server(name_self: bool) -> DocumentServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -41,6 +42,8 @@ async fn document_server(name_self: bool) -> DocumentServer {
         "grant_types": ["authorization_code", "refresh_token"],
         "token_endpoint_auth_method": "none"
     });
+    let no_store = serde_json::json!({"client_id": format!("{url}/no-store.json"), "redirect_uris": [REDIRECT]});
+    let no_store_counter = fetches.clone();
     let big = serde_json::json!({"client_id": format!("{url}/big.json"), "redirect_uris": [REDIRECT], "padding": "x".repeat(6000)});
     let app = axum::Router::new()
         .route(
@@ -54,6 +57,14 @@ async fn document_server(name_self: bool) -> DocumentServer {
         .route(
             "/moved.json",
             get(|| async { axum::response::Redirect::temporary("/client.json") }),
+        )
+        .route(
+            "/no-store.json",
+            get(move || {
+                no_store_counter.fetch_add(1, Ordering::SeqCst);
+                let document = no_store.clone();
+                async move { ([("cache-control", "no-store")], axum::Json(document)) }
+            }),
         )
         .route(
             "/big.json",
@@ -120,6 +131,7 @@ async fn bad_documents_are_refused_with_a_page() {
             response.text()
         );
         assert!(response.header("location").is_none());
+        assert_no_fetch_details(&response.text());
     }
     // A refused document is remembered for a while: asking again fetches nothing.
     let again = format!("{}/client.json", liar.url);
@@ -143,4 +155,55 @@ async fn the_production_resolver_never_fetches_loopback() {
     let response = Browser::default().get(&server, &https_loopback).await;
     assert_eq!(response.status, StatusCode::BAD_REQUEST);
     assert_eq!(documents.fetches.load(Ordering::SeqCst), 0);
+}
+
+/// What the fetch itself said (status, size, transport errors) is for the log only.
+fn assert_no_fetch_details(page: &str) {
+    for detail in [
+        "answered HTTP",
+        "larger than",
+        "error sending request",
+        "onnection refused",
+        "tcp connect",
+        "dns error",
+        "in flight",
+    ] {
+        assert!(!page.contains(detail), "{detail:?} shown in:\n{page}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_document_gets_a_generic_page() {
+    let server = server().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for _ in 0..2 {
+        let client_id = format!("http://{closed}/client.json");
+        let response = Browser::default()
+            .get(&server, &authorize_uri(&client_id, ""))
+            .await;
+        assert_eq!(response.status, StatusCode::BAD_REQUEST);
+        let page = response.text();
+        assert!(
+            page.contains("the client metadata document could not be fetched"),
+            "{page}"
+        );
+        assert_no_fetch_details(&page);
+    }
+}
+
+#[tokio::test]
+async fn a_no_store_document_is_still_cached_for_a_minute() {
+    let documents = document_server(true).await;
+    let server = server().await;
+    let client_id = format!("{}/no-store.json", documents.url);
+    for _ in 0..3 {
+        let page = server
+            .consent_page(&mut Browser::default(), &client_id, "")
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    }
+    assert_eq!(documents.fetches.load(Ordering::SeqCst), 1);
 }
