@@ -591,8 +591,10 @@ async fn the_python_sdk_refreshes_with_rotation_and_the_old_refresh_token_is_ref
     github.sign_in(FakeUser::new(583231, "octocat"));
     let stack = Stack::start_with(StackOptions {
         env: github.env(),
-        // Access tokens of 2 s: the SDK must refresh within the test.
-        extra_config: "tokens: { access_token: 2s }".to_owned(),
+        // Access tokens of 2 s: the SDK must refresh within the test. No retry grace, so the
+        // old refresh token replayed at once is reuse (the authserver's API tests cover the
+        // grace).
+        extra_config: "tokens: { access_token: 2s, refresh_reuse_grace: 0s }".to_owned(),
         ..Default::default()
     })
     .await
