@@ -95,7 +95,12 @@ async fn run(issuer: String, redis_url: String) {
         .unwrap();
     let client_id = client["client_id"].as_str().unwrap().to_owned();
 
-    let store = Store::new(&redis_url, "bench:").unwrap();
+    let store = Store::new(&mcp_auth_gateway::config::RedisConfig {
+        url: redis_url,
+        key_prefix: "bench:".to_owned(),
+        ..Default::default()
+    })
+    .unwrap();
     let now = mcp_auth_authserver::system_now();
     let mut codes = Vec::with_capacity(REQUESTS);
     for _ in 0..REQUESTS {

@@ -42,8 +42,7 @@ pub async fn revoke(
     config: &GatewayConfig,
     target: AdminTarget,
 ) -> Result<Vec<RevocationEvent>, AdminError> {
-    let store =
-        Store::new(&config.redis.url, &config.redis.key_prefix).map_err(AdminError::RedisUrl)?;
+    let store = Store::new(&config.redis).map_err(AdminError::RedisUrl)?;
     // As `revocation::longest_lifetime`: the longest token plus the filter's clock leeway.
     let lifetime =
         config.tokens.access_token.max(config.tokens.refresh_token) + config.filter.clock_leeway;

@@ -107,8 +107,8 @@ pub struct Settings {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Proxies before Envoy that append to `X-Forwarded-For` (`listener.xff_num_trusted_hops`).
     pub xff_trusted_hops: u32,
-    pub redis_url: String,
-    pub key_prefix: String,
+    /// `redis:` (URL, key prefix, TLS files).
+    pub redis: mcp_auth_gateway::config::RedisConfig,
     pub identity_provider: IdentityProviderSettings,
 }
 
@@ -159,8 +159,7 @@ impl Settings {
             rate_limit_per_minute: config.authserver.rate_limit_per_minute,
             trusted_proxies: config.authserver.trusted_proxies.clone(),
             xff_trusted_hops: config.listener.xff_num_trusted_hops,
-            redis_url: config.redis.url.clone(),
-            key_prefix: config.redis.key_prefix.clone(),
+            redis: config.redis.clone(),
             identity_provider,
         })
     }

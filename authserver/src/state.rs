@@ -86,8 +86,7 @@ impl AppState {
             orgs: access::needs_orgs(lists()),
             teams: access::needs_teams(lists()),
         };
-        let store =
-            Store::new(&settings.redis_url, &settings.key_prefix).map_err(ServeError::RedisUrl)?;
+        let store = Store::new(&settings.redis).map_err(ServeError::RedisUrl)?;
         if settings.is_dev_login() {
             tracing::warn!(
                 issuer = %settings.issuer,

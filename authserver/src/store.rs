@@ -35,6 +35,8 @@ const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 pub enum StoreError {
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Client(#[from] mcp_auth_gateway::redis_client::RedisClientError),
     #[error("Redis holds a record that does not parse at {key}: {problem}")]
     Corrupt { key: String, problem: String },
 }
@@ -54,18 +56,18 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// A store for the Redis at `url`. Connects lazily: Redis being down at start is not an
+    /// A store for the Redis `config` names. Connects lazily: Redis being down at start is not an
     /// error, requests fail with 503 until it is up.
-    pub fn new(url: &str, key_prefix: &str) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
+    pub fn new(config: &mcp_auth_gateway::config::RedisConfig) -> Result<Self, StoreError> {
+        let client = mcp_auth_gateway::redis_client::client(config)?;
+        let manager = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT))
             .set_number_of_retries(2)
             .set_max_delay(Duration::from_millis(500));
         Ok(Self {
-            conn: client.get_connection_manager_lazy(config)?,
-            keys: KeySpace::new(key_prefix),
+            conn: client.get_connection_manager_lazy(manager)?,
+            keys: KeySpace::new(config.key_prefix.as_str()),
         })
     }
 

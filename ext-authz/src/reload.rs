@@ -94,12 +94,8 @@ impl ConfigSource {
         let current = shared.settings();
         match self.load(current.generation + 1) {
             Ok(settings) => {
-                if settings.redis_url != current.redis_url
-                    || settings.key_prefix != current.key_prefix
-                {
-                    tracing::warn!(
-                        "redis.url or redis.key_prefix changed: that takes a restart of ext_authz"
-                    );
+                if settings.redis != current.redis {
+                    tracing::warn!("redis settings changed: that takes a restart of ext_authz");
                 }
                 tracing::info!(
                     path = %self.path.display(),
@@ -107,8 +103,7 @@ impl ConfigSource {
                     "gateway config reloaded"
                 );
                 shared.set_settings(Settings {
-                    redis_url: current.redis_url.clone(),
-                    key_prefix: current.key_prefix.clone(),
+                    redis: current.redis.clone(),
                     ..settings
                 });
             }

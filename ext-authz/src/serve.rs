@@ -58,9 +58,9 @@ pub async fn serve(
     let loaded_from = tokio::fs::read(source.path()).await.ok();
     let settings = source.load(1)?;
     let store = {
-        let (url, prefix) = (settings.redis_url.clone(), settings.key_prefix.clone());
+        let redis = settings.redis.clone();
         let shared = Arc::new(Shared::new(settings));
-        Store::new(&url, &prefix, shared).map_err(ServeError::RedisUrl)?
+        Store::new(&redis, shared).map_err(ServeError::RedisUrl)?
     };
     let shared = store.shared();
 

@@ -33,8 +33,8 @@ pub struct Settings {
     /// user records (orgs, teams) are refreshed at that pace.
     pub resync_interval: Duration,
     /// Where the state lives; read at start only (a change needs a restart).
-    pub redis_url: String,
-    pub key_prefix: String,
+    /// `redis:` (URL, key prefix, TLS files).
+    pub redis: mcp_auth_gateway::config::RedisConfig,
 }
 
 impl Settings {
@@ -79,8 +79,7 @@ impl Settings {
             clock_leeway: config.filter.clock_leeway.as_secs(),
             redis_grace: config.ext_authz.redis_grace,
             resync_interval: config.ext_authz.resync_interval,
-            redis_url: config.redis.url.clone(),
-            key_prefix: config.redis.key_prefix.clone(),
+            redis: config.redis.clone(),
         })
     }
 }

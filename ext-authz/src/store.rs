@@ -35,6 +35,8 @@ const SCAN_BATCH: usize = 500;
 pub enum StoreError {
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Client(#[from] mcp_auth_gateway::redis_client::RedisClientError),
     #[error("Redis did not answer within {0:?}")]
     Timeout(Duration),
     #[error("the revocation subscription was closed")]
@@ -51,10 +53,13 @@ pub struct Store {
 
 impl Store {
     /// A store for the Redis at `url` under `key_prefix`; fails only on a malformed URL.
-    pub fn new(url: &str, key_prefix: &str, shared: Arc<Shared>) -> Result<Self, StoreError> {
+    pub fn new(
+        config: &mcp_auth_gateway::config::RedisConfig,
+        shared: Arc<Shared>,
+    ) -> Result<Self, StoreError> {
         Ok(Self {
-            client: redis::Client::open(url)?,
-            keys: KeySpace::new(key_prefix),
+            client: mcp_auth_gateway::redis_client::client(config)?,
+            keys: KeySpace::new(config.key_prefix.as_str()),
             shared,
         })
     }

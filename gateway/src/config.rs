@@ -93,6 +93,17 @@ pub struct RedisConfig {
     /// Prefix of every key this deployment writes, so several can share one Redis.
     #[serde(default = "default_redis_prefix")]
     pub key_prefix: String,
+    /// `rediss://` only: the CA (PEM) that signed Redis's certificate, when it is not one the
+    /// system trusts.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// `rediss://` only: a client certificate (PEM), for a Redis that asks for one (Redis's
+    /// `tls-auth-clients yes`, its default); with `tls_key_file`.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The client certificate's private key (PEM).
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// The OAuth authorization server.
@@ -399,6 +410,9 @@ impl Default for RedisConfig {
         Self {
             url: default_redis_url(),
             key_prefix: default_redis_prefix(),
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }

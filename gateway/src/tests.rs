@@ -113,6 +113,8 @@ fn bad_values_name_their_field() {
         (format!("{MINIMAL}listener: {{ max_heap_bytes: 1000 }}\n"), "listener.max_heap_bytes"),
         (format!("{MINIMAL}authserver: {{ trusted_proxies: [\"10.0.0.0/33\"] }}\n"), "authserver.trusted_proxies"),
         (format!("{MINIMAL}redis: {{ url: \"http://x\" }}\n"), "redis.url"),
+        (format!("{MINIMAL}redis: {{ url: \"redis://r:6379\", tls_ca_file: ca.pem }}\n"), "redis.tls_ca_file"),
+        (format!("{MINIMAL}redis: {{ url: \"rediss://r:6380\", tls_cert_file: c.pem }}\n"), "redis.tls_key_file"),
         (format!("{MINIMAL}  - name: everything\n    upstream: {{ url: \"http://127.0.0.1:3002/mcp\" }}\n"), "services[1].name"),
         ("issuer: http://127.0.0.1:8080\nservices: []\n".to_owned(), "`services`"),
     ];

@@ -44,6 +44,7 @@ pub(crate) fn validate(mut config: GatewayConfig) -> Result<GatewayConfig, Confi
         ));
     }
     validate_redis_url(&config.redis.url)?;
+    validate_redis_tls(&config.redis)?;
     validate_reach_url(
         "authserver.url",
         config.authserver.url.as_ref(),
@@ -150,6 +151,26 @@ fn validate_redis_url(url: &str) -> Result<(), ConfigError> {
             format!("{url:?} is not a redis://, rediss:// or unix:// URL"),
         ))
     }
+}
+
+fn validate_redis_tls(redis: &crate::config::RedisConfig) -> Result<(), ConfigError> {
+    let tls = redis.url.starts_with("rediss://");
+    for (field, file) in [
+        ("redis.tls_ca_file", &redis.tls_ca_file),
+        ("redis.tls_cert_file", &redis.tls_cert_file),
+        ("redis.tls_key_file", &redis.tls_key_file),
+    ] {
+        if file.is_some() && !tls {
+            return Err(invalid(field, "is only read for a rediss:// URL"));
+        }
+    }
+    if redis.tls_cert_file.is_some() != redis.tls_key_file.is_some() {
+        return Err(invalid(
+            "redis.tls_key_file",
+            "a client certificate needs its key, and a key its certificate",
+        ));
+    }
+    Ok(())
 }
 
 /// How Envoy reaches a component: https, or http on loopback (or inside a mesh's mTLS).

@@ -6,4 +6,4 @@
 
 mod redis_server;
 
-pub use redis_server::RedisServer;
+pub use redis_server::{RedisServer, RedisTls, test_ca};

@@ -11,6 +11,50 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     dir: tempfile::TempDir,
     child: Option<Child>,
+    tls: Option<RedisTls>,
+}
+
+/// A TLS Redis's certificates (PEM files in its directory) and its ACL user.
+#[derive(Debug, Clone)]
+pub struct RedisTls {
+    pub port: u16,
+    pub ca_file: PathBuf,
+    pub client_cert_file: PathBuf,
+    pub client_key_file: PathBuf,
+    pub user: String,
+    pub password: String,
+}
+
+/// A fresh CA: its certificate (PEM) and an issuer to sign with.
+pub fn test_ca() -> (String, rcgen::Issuer<'static, rcgen::KeyPair>) {
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    params.distinguished_name = name("mcp-auth test CA");
+    let key = rcgen::KeyPair::generate().expect("a CA key");
+    let cert = params.self_signed(&key).expect("a self-signed CA");
+    (cert.pem(), rcgen::Issuer::new(params, key))
+}
+
+fn name(common_name: &str) -> rcgen::DistinguishedName {
+    let mut name = rcgen::DistinguishedName::new();
+    name.push(rcgen::DnType::CommonName, common_name);
+    name
+}
+
+/// A certificate for `names` signed by `issuer`: (certificate PEM, key PEM).
+fn issue(issuer: &rcgen::Issuer<'_, rcgen::KeyPair>, names: &[&str]) -> (String, String) {
+    let params =
+        rcgen::CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+            .expect("certificate params");
+    let key = rcgen::KeyPair::generate().expect("a key");
+    let cert = params
+        .signed_by(&key, issuer)
+        .expect("a signed certificate");
+    (cert.pem(), key.serialize_pem())
 }
 
 impl RedisServer {
@@ -18,9 +62,49 @@ impl RedisServer {
     /// how to install `redis-server` when it cannot run.
     pub fn start() -> Self {
         let dir = tempfile::tempdir().expect("a temp dir for redis-server");
-        let mut server = Self { dir, child: None };
+        let mut server = Self {
+            dir,
+            child: None,
+            tls: None,
+        };
         server.restart();
         server
+    }
+
+    /// Starts a Redis that speaks only TLS on a loopback port, asks for a client certificate
+    /// (Redis's default) and lets in only an ACL user with a password (`default` is off).
+    pub fn start_tls() -> Self {
+        let dir = tempfile::tempdir().expect("a temp dir for redis-server");
+        let (ca_pem, ca) = test_ca();
+        let (server_cert, server_key) = issue(&ca, &["127.0.0.1", "localhost"]);
+        let (client_cert, client_key) = issue(&ca, &["mcp-auth-client"]);
+        let write = |name: &str, pem: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, pem).expect("writing a test certificate");
+            path
+        };
+        write("server.crt", &server_cert);
+        write("server.key", &server_key);
+        let tls = RedisTls {
+            port: free_port(),
+            ca_file: write("ca.crt", &ca_pem),
+            client_cert_file: write("client.crt", &client_cert),
+            client_key_file: write("client.key", &client_key),
+            user: "mcp-auth".to_owned(),
+            password: "test-password-1".to_owned(),
+        };
+        let mut server = Self {
+            dir,
+            child: None,
+            tls: Some(tls),
+        };
+        server.restart();
+        server
+    }
+
+    /// The TLS settings, for a Redis from [`RedisServer::start_tls`].
+    pub fn tls(&self) -> Option<&RedisTls> {
+        self.tls.as_ref()
     }
 
     /// The binary: `MCP_AUTH_REDIS_BIN`, else `redis-server` on `PATH`.
@@ -36,7 +120,13 @@ impl RedisServer {
 
     /// The URL the components connect with.
     pub fn url(&self) -> String {
-        format!("unix://{}", self.socket().display())
+        match &self.tls {
+            Some(tls) => format!(
+                "rediss://{}:{}@127.0.0.1:{}/0",
+                tls.user, tls.password, tls.port
+            ),
+            None => format!("unix://{}", self.socket().display()),
+        }
     }
 
     /// The redis-server process id (for CPU and memory readings); 0 when stopped.
@@ -45,7 +135,20 @@ impl RedisServer {
     }
 
     pub fn client(&self) -> redis::Client {
-        redis::Client::open(self.url()).expect("the test Redis URL parses")
+        match &self.tls {
+            Some(tls) => redis::Client::build_with_tls(
+                self.url(),
+                redis::TlsCertificates {
+                    client_tls: Some(redis::ClientTlsConfig {
+                        client_cert: std::fs::read(&tls.client_cert_file).expect("client cert"),
+                        client_key: std::fs::read(&tls.client_key_file).expect("client key"),
+                    }),
+                    root_cert: Some(std::fs::read(&tls.ca_file).expect("CA")),
+                },
+            )
+            .expect("a TLS client of the test Redis"),
+            None => redis::Client::open(self.url()).expect("the test Redis URL parses"),
+        }
     }
 
     /// A connection of the test's own (to seed or inspect state).
@@ -70,13 +173,36 @@ impl RedisServer {
         self.stop();
         let socket = self.socket();
         let _ = std::fs::remove_file(&socket);
-        let child = Command::new(Self::binary())
+        let mut command = Command::new(Self::binary());
+        command
             .args(["--port", "0", "--unixsocketperm", "700"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--unixsocket")
             .arg(&socket)
             .arg("--dir")
-            .arg(self.dir.path())
+            .arg(self.dir.path());
+        if let Some(tls) = &self.tls {
+            let dir = self.dir.path();
+            command
+                .args(["--bind", "127.0.0.1", "--tls-port", &tls.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(dir.join("server.crt"))
+                .arg("--tls-key-file")
+                .arg(dir.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca_file)
+                .args(["--user", "default", "off"])
+                .args([
+                    "--user",
+                    &tls.user,
+                    "on",
+                    &format!(">{}", tls.password),
+                    "~*",
+                    "&*",
+                    "+@all",
+                ]);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -98,6 +224,15 @@ impl RedisServer {
     }
 }
 
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Whether Redis answers on its unix socket: `+PONG`, or (a TLS Redis, whose `default`
+/// user is off) a `-NOAUTH` error, which is an answer too.
 fn answers(socket: &Path) -> bool {
     let Ok(mut stream) = UnixStream::connect(socket) else {
         return false;
@@ -106,7 +241,7 @@ fn answers(socket: &Path) -> bool {
     let mut reply = [0u8; 7];
     stream.write_all(b"PING\r\n").is_ok()
         && stream.read_exact(&mut reply).is_ok()
-        && &reply == b"+PONG\r\n"
+        && (&reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH"))
 }
 
 impl Drop for RedisServer {
