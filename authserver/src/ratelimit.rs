@@ -25,7 +25,7 @@ use crate::settings::Settings;
 use crate::state::AppState;
 
 /// Which limit a request counts against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Bucket {
     Register,
     Token,

@@ -39,14 +39,6 @@ pub fn envoy_bin() -> Result<PathBuf> {
     from_env_or("MCP_AUTH_ENVOY_BIN", found, "Envoy 1.40")
 }
 
-pub fn redis_bin() -> Result<PathBuf> {
-    from_env_or(
-        "MCP_AUTH_REDIS_BIN",
-        PathBuf::from("/usr/bin/redis-server"),
-        "redis-server",
-    )
-}
-
 pub fn filter_wasm() -> Result<PathBuf> {
     let built = workspace_root()
         .join("target/wasm/wasm32-unknown-unknown/wasm-release/mcp_auth_filter.wasm");

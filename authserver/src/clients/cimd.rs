@@ -267,7 +267,7 @@ async fn fly(inner: Arc<Inner>, url: url::Url, id: u64, permit: OwnedSemaphorePe
         Err(error) => {
             tracing::info!(
                 client_id = key.as_str(),
-                reason = %with_sources(&error),
+                reason = %with_causes(error.to_string(), &error),
                 "client metadata document refused"
             );
             state.cache.remember_failure(&key, error.clone(), now);
@@ -312,9 +312,8 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// `error` and its causes, for the log.
-fn with_sources(error: &dyn std::error::Error) -> String {
-    let mut message = error.to_string();
+/// `message` followed by every cause of `error`, for the log.
+fn with_causes(mut message: String, error: &dyn std::error::Error) -> String {
     let mut source = error.source();
     while let Some(cause) = source {
         message = format!("{message}: {cause}");

@@ -16,85 +16,70 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use ipnet::{Ipv4Net, Ipv6Net};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 use super::CimdError;
 
 /// IPv4 ranges that are not publicly routable (IANA special-purpose registry, RFC 6890).
-const NON_PUBLIC_V4: &[(Ipv4Addr, u8, &str)] = &[
-    (Ipv4Addr::new(0, 0, 0, 0), 8, "\"this network\" 0.0.0.0/8"),
-    (Ipv4Addr::new(10, 0, 0, 0), 8, "private 10.0.0.0/8"),
-    (Ipv4Addr::new(100, 64, 0, 0), 10, "CGNAT 100.64.0.0/10"),
-    (Ipv4Addr::new(127, 0, 0, 0), 8, "loopback 127.0.0.0/8"),
+const NON_PUBLIC_V4: &[(Ipv4Net, &str)] = &[
+    (v4(0, 0, 0, 0, 8), "\"this network\" 0.0.0.0/8"),
+    (v4(10, 0, 0, 0, 8), "private 10.0.0.0/8"),
+    (v4(100, 64, 0, 0, 10), "CGNAT 100.64.0.0/10"),
+    (v4(127, 0, 0, 0, 8), "loopback 127.0.0.0/8"),
+    (v4(169, 254, 0, 0, 16), "link-local 169.254.0.0/16"),
+    (v4(172, 16, 0, 0, 12), "private 172.16.0.0/12"),
     (
-        Ipv4Addr::new(169, 254, 0, 0),
-        16,
-        "link-local 169.254.0.0/16",
-    ),
-    (Ipv4Addr::new(172, 16, 0, 0), 12, "private 172.16.0.0/12"),
-    (
-        Ipv4Addr::new(192, 0, 0, 0),
-        24,
+        v4(192, 0, 0, 0, 24),
         "IETF protocol assignments 192.0.0.0/24",
     ),
-    (
-        Ipv4Addr::new(192, 0, 2, 0),
-        24,
-        "documentation 192.0.2.0/24",
-    ),
-    (
-        Ipv4Addr::new(192, 88, 99, 0),
-        24,
-        "6to4 relay anycast 192.88.99.0/24",
-    ),
-    (Ipv4Addr::new(192, 168, 0, 0), 16, "private 192.168.0.0/16"),
-    (
-        Ipv4Addr::new(198, 18, 0, 0),
-        15,
-        "benchmarking 198.18.0.0/15",
-    ),
-    (
-        Ipv4Addr::new(198, 51, 100, 0),
-        24,
-        "documentation 198.51.100.0/24",
-    ),
-    (
-        Ipv4Addr::new(203, 0, 113, 0),
-        24,
-        "documentation 203.0.113.0/24",
-    ),
-    (Ipv4Addr::new(224, 0, 0, 0), 4, "multicast 224.0.0.0/4"),
+    (v4(192, 0, 2, 0, 24), "documentation 192.0.2.0/24"),
+    (v4(192, 88, 99, 0, 24), "6to4 relay anycast 192.88.99.0/24"),
+    (v4(192, 168, 0, 0, 16), "private 192.168.0.0/16"),
+    (v4(198, 18, 0, 0, 15), "benchmarking 198.18.0.0/15"),
+    (v4(198, 51, 100, 0, 24), "documentation 198.51.100.0/24"),
+    (v4(203, 0, 113, 0, 24), "documentation 203.0.113.0/24"),
+    (v4(224, 0, 0, 0, 4), "multicast 224.0.0.0/4"),
     // Includes the limited broadcast address 255.255.255.255.
-    (Ipv4Addr::new(240, 0, 0, 0), 4, "reserved 240.0.0.0/4"),
+    (v4(240, 0, 0, 0, 4), "reserved 240.0.0.0/4"),
 ];
 
 /// IPv6 ranges that are not publicly routable. Those outside `2000::/3` would be refused by
 /// the allow-list anyway; they are named here so a log says which range a name resolved to.
-const NON_PUBLIC_V6: &[(Ipv6Addr, u8, &str)] = &[
-    (Ipv6Addr::UNSPECIFIED, 128, "unspecified ::"),
-    (Ipv6Addr::LOCALHOST, 128, "loopback ::1"),
-    (Ipv6Addr::UNSPECIFIED, 96, "IPv4-compatible ::/96"),
-    (v6(0x64, 0xff9b, 0), 96, "NAT64 64:ff9b::/96"),
-    (v6(0x64, 0xff9b, 1), 48, "local-use NAT64 64:ff9b:1::/48"),
-    (v6(0x100, 0, 0), 64, "discard-only 100::/64"),
+const NON_PUBLIC_V6: &[(Ipv6Net, &str)] = &[
+    (v6(0, 0, 0, 128), "unspecified ::"),
+    (
+        Ipv6Net::new_assert(Ipv6Addr::LOCALHOST, 128),
+        "loopback ::1",
+    ),
+    (v6(0, 0, 0, 96), "IPv4-compatible ::/96"),
+    (v6(0x64, 0xff9b, 0, 96), "NAT64 64:ff9b::/96"),
+    (v6(0x64, 0xff9b, 1, 48), "local-use NAT64 64:ff9b:1::/48"),
+    (v6(0x100, 0, 0, 64), "discard-only 100::/64"),
     // Teredo 2001::/32 and benchmarking 2001:2::/48 are the best known parts.
     (
-        v6(0x2001, 0, 0),
-        23,
+        v6(0x2001, 0, 0, 23),
         "IETF protocol assignments (Teredo) 2001::/23",
     ),
-    (v6(0x2001, 0xdb8, 0), 32, "documentation 2001:db8::/32"),
-    (v6(0x2002, 0, 0), 16, "6to4 2002::/16"),
-    (v6(0x3fff, 0, 0), 20, "documentation 3fff::/20"),
-    (v6(0x5f00, 0, 0), 16, "segment routing 5f00::/16"),
-    (v6(0xfc00, 0, 0), 7, "unique local fc00::/7"),
-    (v6(0xfe80, 0, 0), 10, "link-local fe80::/10"),
-    (v6(0xfec0, 0, 0), 10, "site-local fec0::/10"),
-    (v6(0xff00, 0, 0), 8, "multicast ff00::/8"),
+    (v6(0x2001, 0xdb8, 0, 32), "documentation 2001:db8::/32"),
+    (v6(0x2002, 0, 0, 16), "6to4 2002::/16"),
+    (v6(0x3fff, 0, 0, 20), "documentation 3fff::/20"),
+    (v6(0x5f00, 0, 0, 16), "segment routing 5f00::/16"),
+    (v6(0xfc00, 0, 0, 7), "unique local fc00::/7"),
+    (v6(0xfe80, 0, 0, 10), "link-local fe80::/10"),
+    (v6(0xfec0, 0, 0, 10), "site-local fec0::/10"),
+    (v6(0xff00, 0, 0, 8), "multicast ff00::/8"),
 ];
 
-const fn v6(a: u16, b: u16, c: u16) -> Ipv6Addr {
-    Ipv6Addr::new(a, b, c, 0, 0, 0, 0, 0)
+/// Global unicast: every public IPv6 address is in it.
+const GLOBAL_UNICAST: Ipv6Net = v6(0x2000, 0, 0, 3);
+
+const fn v4(a: u8, b: u8, c: u8, d: u8, len: u8) -> Ipv4Net {
+    Ipv4Net::new_assert(Ipv4Addr::new(a, b, c, d), len)
+}
+
+const fn v6(a: u16, b: u16, c: u16, len: u8) -> Ipv6Net {
+    Ipv6Net::new_assert(Ipv6Addr::new(a, b, c, 0, 0, 0, 0, 0), len)
 }
 
 /// Why `ip` is not a public address (the range it falls in), or `None` when it is one.
@@ -105,13 +90,12 @@ pub fn non_public_range(ip: IpAddr) -> Option<&'static str> {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return non_public_v4(v4);
             }
-            let bits = u128::from(v6);
             NON_PUBLIC_V6
                 .iter()
-                .find(|(net, len, _)| in_prefix(bits, u128::from(*net), *len, 128))
-                .map(|(_, _, name)| *name)
+                .find(|(net, _)| net.contains(&v6))
+                .map(|(_, name)| *name)
                 .or_else(|| {
-                    (!in_prefix(bits, 0x2000 << 112, 3, 128))
+                    (!GLOBAL_UNICAST.contains(&v6))
                         .then_some("not global unicast (outside 2000::/3)")
                 })
         }
@@ -119,17 +103,10 @@ pub fn non_public_range(ip: IpAddr) -> Option<&'static str> {
 }
 
 fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let bits = u128::from(u32::from(ip));
     NON_PUBLIC_V4
         .iter()
-        .find(|(net, len, _)| in_prefix(bits, u128::from(u32::from(*net)), *len, 32))
-        .map(|(_, _, name)| *name)
-}
-
-/// True when the top `len` of `width` bits of `bits` and `net` agree.
-fn in_prefix(bits: u128, net: u128, len: u8, width: u32) -> bool {
-    let shift = width.saturating_sub(u32::from(len));
-    bits.checked_shr(shift) == net.checked_shr(shift)
+        .find(|(net, _)| net.contains(&ip))
+        .map(|(_, name)| *name)
 }
 
 /// True for a globally routable unicast address.

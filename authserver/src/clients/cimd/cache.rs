@@ -65,6 +65,32 @@ struct Failure {
     expires: Instant,
 }
 
+/// Before `url` goes into `map` (bounded by `max`): when it is new and the map is full,
+/// expired entries go, and if none did, the entry `times` ranks lowest. `times` gives an
+/// entry's expiry and the instant it is ranked by.
+fn make_room<V>(
+    map: &mut HashMap<String, V>,
+    url: &str,
+    max: usize,
+    now: Instant,
+    times: impl Fn(&V) -> (Instant, Instant),
+) {
+    if map.contains_key(url) || map.len() < max {
+        return;
+    }
+    map.retain(|_, entry| times(entry).0 > now);
+    if map.len() < max {
+        return;
+    }
+    let lowest = map
+        .iter()
+        .min_by_key(|(_, entry)| times(entry).1)
+        .map(|(url, _)| url.clone());
+    if let Some(lowest) = lowest {
+        map.remove(&lowest);
+    }
+}
+
 /// Documents and failures by `client_id` URL.
 #[derive(Default)]
 pub(super) struct DocumentCache {
@@ -104,19 +130,9 @@ impl DocumentCache {
         now: Instant,
     ) {
         self.failures.remove(url);
-        if !self.documents.contains_key(url) && self.documents.len() >= MAX_DOCUMENTS {
-            self.documents.retain(|_, d| d.expires > now);
-            if self.documents.len() >= MAX_DOCUMENTS {
-                let least_used = self
-                    .documents
-                    .iter()
-                    .min_by_key(|(_, d)| d.last_used)
-                    .map(|(url, _)| url.clone());
-                if let Some(least_used) = least_used {
-                    self.documents.remove(&least_used);
-                }
-            }
-        }
+        make_room(&mut self.documents, url, MAX_DOCUMENTS, now, |d| {
+            (d.expires, d.last_used)
+        });
         self.documents.insert(
             url.to_owned(),
             Document {
@@ -130,20 +146,10 @@ impl DocumentCache {
     /// Remembers for [`FAILURE_TTL`] that `url` was refused with `error`. Never touches the
     /// documents.
     pub(super) fn remember_failure(&mut self, url: &str, error: CimdError, now: Instant) {
-        if !self.failures.contains_key(url) && self.failures.len() >= MAX_FAILURES {
-            self.failures.retain(|_, f| f.expires > now);
-            if self.failures.len() >= MAX_FAILURES {
-                // All share one lifetime, so the first to expire is the oldest.
-                let oldest = self
-                    .failures
-                    .iter()
-                    .min_by_key(|(_, f)| f.expires)
-                    .map(|(url, _)| url.clone());
-                if let Some(oldest) = oldest {
-                    self.failures.remove(&oldest);
-                }
-            }
-        }
+        // All share one lifetime, so the first to expire is the oldest.
+        make_room(&mut self.failures, url, MAX_FAILURES, now, |f| {
+            (f.expires, f.expires)
+        });
         self.failures.insert(
             url.to_owned(),
             Failure {

@@ -96,10 +96,5 @@ fn without_url(error: &reqwest::Error) -> String {
     if let Some(url) = error.url() {
         message = message.replace(url.as_str(), "<client_id>");
     }
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        message = format!("{message}: {cause}");
-        source = cause.source();
-    }
-    message
+    super::with_causes(message, error)
 }
