@@ -24,9 +24,6 @@ use mcp_auth_proto::paths;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Largest request body any endpoint reads (registration metadata is the biggest).
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
-
 /// The authorization server's routes: exactly the public paths of
 /// [`mcp_auth_proto::paths::AUTHSERVER_PUBLIC_PATHS`] plus `/healthz`.
 pub fn router(state: AppState) -> Router {
@@ -94,7 +91,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(paths::AUTHSERVER_MAX_BODY_BYTES))
         .layer(middleware::from_fn(cors))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)

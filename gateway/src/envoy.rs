@@ -31,6 +31,8 @@ pub const STRIP_RESERVED_FILTER_NAME: &str = "mcp_auth.strip_reserved_headers";
 const CORS_ALLOW_HEADERS: &str = "authorization, content-type, accept, last-event-id, mcp-protocol-version, mcp-session-id, mcp-method, mcp-name";
 /// Response headers a browser MCP client must be able to read.
 const CORS_EXPOSE_HEADERS: &str = "mcp-session-id, mcp-protocol-version, www-authenticate";
+/// Name of the buffer filter that bounds request bodies on the authserver's routes.
+pub const AUTHSERVER_BODY_FILTER_NAME: &str = "mcp_auth.authserver_body_limit";
 /// Name of the ext_authz filter in the HTTP filter chain.
 pub const EXT_AUTHZ_FILTER_NAME: &str = "envoy.filters.http.ext_authz";
 /// Bytes of the request body ext_authz sees (MCP method and tool policy reads JSON-RPC).
@@ -78,6 +80,8 @@ struct Context {
     ext_authz_timeout: String,
     ext_authz_max_body_bytes: u32,
     authserver_cluster: &'static str,
+    authserver_body_filter_name: &'static str,
+    authserver_max_body_bytes: usize,
     authserver_routes: Vec<PathContext>,
     virtual_hosts: Vec<VirtualHostContext>,
     clusters: Vec<ClusterContext>,
@@ -169,6 +173,8 @@ pub fn render(config: &GatewayConfig, options: &RenderOptions) -> Result<String,
         ext_authz_timeout: seconds(config.ext_authz.timeout),
         ext_authz_max_body_bytes: EXT_AUTHZ_MAX_BODY_BYTES,
         authserver_cluster: AUTHSERVER_CLUSTER,
+        authserver_body_filter_name: AUTHSERVER_BODY_FILTER_NAME,
+        authserver_max_body_bytes: paths::AUTHSERVER_MAX_BODY_BYTES,
         authserver_routes: authserver_routes(config),
         virtual_hosts: virtual_hosts(config),
         clusters: clusters(config),

@@ -21,6 +21,11 @@ pub const LOGIN_PREFIX: &str = "/login";
 /// Liveness/readiness of the authserver. Not routed through Envoy.
 pub const HEALTH: &str = "/healthz";
 
+/// Largest request body any authserver endpoint reads (registration metadata is the
+/// biggest). Envoy refuses a larger body on the authserver's routes itself, with 413, so an
+/// oversize upload never reaches (and is never cut off by) the authserver.
+pub const AUTHSERVER_MAX_BODY_BYTES: usize = 16 * 1024;
+
 /// How Envoy matches a public authserver path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathMatch {
