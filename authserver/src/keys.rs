@@ -103,6 +103,11 @@ impl LoadedKey {
     pub fn alg(&self) -> SigningAlg {
         self.key.alg()
     }
+
+    /// Signs `message` (a JWS signing input) with this key.
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, KeyError> {
+        Ok(self.key.sign(message)?)
+    }
 }
 
 /// Every loaded key, ordered by activation; answers which key signs and which are published.

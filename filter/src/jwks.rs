@@ -211,9 +211,13 @@ impl Jwk {
         match &self.key {
             VerifyingKey::Rsa(key) => rsa::pkcs1v15::Signature::try_from(signature)
                 .is_ok_and(|sig| key.verify(signing_input, &sig).is_ok()),
-            // RFC 7518 §3.4: R || S, 32 bytes each, not DER.
-            VerifyingKey::P256(key) => p256::ecdsa::Signature::from_slice(signature)
-                .is_ok_and(|sig| key.verify(signing_input, &sig).is_ok()),
+            // RFC 7518 §3.4: R || S, 32 bytes each, not DER. A high S (n - s of a valid
+            // low S) is refused: the authserver issues low S only, so a token has one form.
+            VerifyingKey::P256(key) => {
+                p256::ecdsa::Signature::from_slice(signature).is_ok_and(|sig| {
+                    sig.normalize_s().is_none() && key.verify(signing_input, &sig).is_ok()
+                })
+            }
             VerifyingKey::Ed25519(key) => ed25519_dalek::Signature::from_slice(signature)
                 .is_ok_and(|sig| key.verify_strict(signing_input, &sig).is_ok()),
         }

@@ -104,7 +104,12 @@ impl TestKey {
             Self::Ec(_) => {
                 let key = p256::ecdsa::SigningKey::from_slice(&unb64(EC_D)).unwrap();
                 let signature: p256::ecdsa::Signature = key.sign(signing_input);
-                signature.to_bytes().to_vec()
+                // As the authserver issues them: low S.
+                signature
+                    .normalize_s()
+                    .unwrap_or(signature)
+                    .to_bytes()
+                    .to_vec()
             }
             Self::Ed(_) | Self::OtherEd(..) => self
                 .ed_signing_key()

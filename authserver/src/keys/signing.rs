@@ -121,10 +121,16 @@ impl SigningKey {
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SigningKeyError> {
         match self {
             SigningKey::EdDsa(key) => Ok(key.sign(message).as_ref().to_vec()),
-            SigningKey::Es256(key) => key
-                .sign(&SystemRandom::new(), message)
-                .map(|sig| sig.as_ref().to_vec())
-                .map_err(|_| SigningKeyError::Sign),
+            SigningKey::Es256(key) => {
+                let sig = key
+                    .sign(&SystemRandom::new(), message)
+                    .map_err(|_| SigningKeyError::Sign)?;
+                // (r, n - s) verifies as well as (r, s): only the low-S form is issued, and
+                // the filter refuses the other, so a token has exactly one valid encoding.
+                let sig = p256::ecdsa::Signature::from_slice(sig.as_ref())
+                    .map_err(|_| SigningKeyError::Sign)?;
+                Ok(sig.normalize_s().unwrap_or(sig).to_bytes().to_vec())
+            }
             SigningKey::Rs256(key) => {
                 let mut sig = vec![0u8; key.public_modulus_len()];
                 key.sign(

@@ -200,3 +200,15 @@ fn a_provided_key_signs_at_once_alone_and_after_the_delay_beside_others() {
     assert!(ring.jwks(50).keys.iter().any(|k| k.kid == kid));
     assert_eq!(ring.signing_key(150).unwrap().kid, kid);
 }
+
+#[test]
+fn es256_signatures_are_issued_with_low_s() {
+    let (key, _) = SigningKey::generate(SigningAlg::ES256).unwrap();
+    for i in 0..64u8 {
+        let message = [b'm', i];
+        let sig = key.sign(&message).unwrap();
+        let sig = p256::ecdsa::Signature::from_slice(&sig).unwrap();
+        assert!(sig.normalize_s().is_none(), "signature {i} has a high S");
+        assert!(key.verify(&message, &sig.to_bytes()));
+    }
+}

@@ -7,6 +7,15 @@ use crate::testing::{self, EC_X, EC_Y, ED_X, RSA_E, RSA_N, TestKey, b64};
 pub(crate) const RFC7515_A2_JWS: &str = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.cC4hiUPoj9Eetdgtv3hF80EGrhuB__dzERat0XF9g2VtQgr9PJbu3XOiZj5RZmh7AAuHIm4Bh-0Qc_lF5YKt_O8W2Fp5jujGbds9uJdbF9CUAr7t1dnZcAcQjbKBYNX4BAynRFdiuB--f_nZLgrnbyTyWzO75vRK5h6xBArLIARNPvkSjtQBMHlb1L07Qe7K0GarZRmB_eSN9383LcOLn6_dO--xi12jzDwusC-eOkHWEsqtFZESc6BfI7noOPqvhJ1phCnvWh6IeYI2w9QOYEUipUTI8np6LbgGY9Fs98rqVt5AXLIhWkWywlVmtVrBp0igcN_IoypGlUPQGe77Rw";
 /// RFC 7515 Appendix A.3: the ES256 example JWS.
 pub(crate) const RFC7515_A3_JWS: &str = "eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9pc19yb290Ijp0cnVlfQ.DtEhU3ljbEg8L38VWAfUAqOyKAM6-Xx-F4GawxaepmXFCgfTjDxw5djxLa8ISlSApmWQxfKTUJqPP3-Kg6NU1Q";
+/// The A.3 JWS with its signature in the low-S form (A.3's S is high, which the filter
+/// refuses; the authserver issues low S only).
+pub(crate) fn rfc7515_a3_low_s() -> String {
+    let (input, signature) = RFC7515_A3_JWS.rsplit_once('.').unwrap();
+    let signature =
+        p256::ecdsa::Signature::from_slice(&URL_SAFE_NO_PAD.decode(signature).unwrap()).unwrap();
+    let low = signature.normalize_s().unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(low.to_bytes()))
+}
 /// RFC 8037 Appendix A.4: the Ed25519 example JWS.
 pub(crate) const RFC8037_A4_JWS: &str = "eyJhbGciOiJFZERTQSJ9.RXhhbXBsZSBvZiBFZDI1NTE5IHNpZ25pbmc.hgyY0il_MGCjP0JzlnLWG1PPOt7-09PGcvMg3AIbQR6dWbhijcNR4ki4iylGjg5BhVsPt9g7sVvpAr_MuM0KAg";
 
@@ -41,11 +50,38 @@ fn rfc7515_a2_rs256_vector_verifies() {
 }
 
 #[test]
-fn rfc7515_a3_es256_vector_verifies() {
-    check_vector(
-        json!({"kty": "EC", "crv": "P-256", "x": EC_X, "y": EC_Y}),
-        RFC7515_A3_JWS,
+fn rfc7515_a3_es256_vector_verifies_in_its_low_s_form_only() {
+    let jwk = json!({"kty": "EC", "crv": "P-256", "x": EC_X, "y": EC_Y});
+    check_vector(jwk.clone(), &rfc7515_a3_low_s());
+    let keys = single(jwk).unwrap().keys;
+    let (input, signature) = RFC7515_A3_JWS.rsplit_once('.').unwrap();
+    let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    assert!(
+        !keys
+            .iter()
+            .next()
+            .unwrap()
+            .verify(input.as_bytes(), &signature)
     );
+}
+
+#[test]
+fn an_es256_signature_with_high_s_is_refused() {
+    let key = TestKey::Ec("e");
+    let keys = KeySet::parse(&testing::jwks(std::slice::from_ref(&key)))
+        .unwrap()
+        .keys;
+    let jwk = keys.iter().next().unwrap();
+    for message in [&b"a.b"[..], b"c.d", b"e.f", b"g.h"] {
+        let low = key.sign(message);
+        assert!(jwk.verify(message, &low));
+        // (r, n - s): the same signature in its malleated form.
+        let sig = p256::ecdsa::Signature::from_slice(&low).unwrap();
+        let (r, s) = sig.split_scalars();
+        let high = p256::ecdsa::Signature::from_scalars(r, -*s).unwrap();
+        assert!(high.normalize_s().is_some(), "the twin has a high S");
+        assert!(!jwk.verify(message, &high.to_bytes()));
+    }
 }
 
 #[test]

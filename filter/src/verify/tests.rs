@@ -2,7 +2,7 @@ use mcp_auth_proto::claims::Audience;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::jwks::tests::{RFC7515_A2_JWS, RFC7515_A3_JWS, RFC8037_A4_JWS};
+use crate::jwks::tests::{RFC7515_A2_JWS, RFC8037_A4_JWS, rfc7515_a3_low_s};
 use crate::testing::{
     self, ISSUER, NOW, RESOURCE, RSA_E, RSA_N, TestKey, b64, claims, hmac_sha256, mint, mint_with,
 };
@@ -89,7 +89,7 @@ fn rfc_vectors_pass_the_signature_check_and_then_fail_as_access_tokens() {
     )
     .unwrap()
     .keys;
-    for jws in [RFC7515_A2_JWS, RFC7515_A3_JWS, RFC8037_A4_JWS] {
+    for jws in [RFC7515_A2_JWS, &rfc7515_a3_low_s(), RFC8037_A4_JWS] {
         assert_eq!(
             verify_access_token(jws, &keys, &expectations(), NOW),
             Err(VerifyError::WrongType)
