@@ -77,6 +77,17 @@ impl Envoy {
         port: ReservedPort,
         workers: u32,
     ) -> Result<Self> {
+        Self::start_logging(bootstrap, port, workers, false).await
+    }
+
+    /// [`Envoy::start_with_workers`]; `verbose` logs at `info`, the filter at `trace`
+    /// (otherwise Envoy logs warnings only).
+    pub async fn start_logging(
+        bootstrap: &str,
+        port: ReservedPort,
+        workers: u32,
+        verbose: bool,
+    ) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let config = dir.path().join("envoy.yaml");
         let admin_path = dir.path().join("admin-address");
@@ -92,7 +103,9 @@ impl Envoy {
                 "--concurrency",
                 &workers.to_string(),
                 "--log-level",
-                "warn",
+                if verbose { "info" } else { "warn" },
+                "--component-log-level",
+                if verbose { "wasm:trace" } else { "wasm:warn" },
                 "--base-id",
                 &base_id.to_string(),
             ])

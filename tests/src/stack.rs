@@ -45,6 +45,19 @@ pub struct StackOptions {
     pub envoy_workers: u32,
     /// More `listener:` settings, as YAML flow-mapping entries (`max_connections: 4`).
     pub listener_config: String,
+    /// More `authserver:` settings, as YAML flow-mapping entries (`signing_alg: ES256`).
+    pub authserver_config: String,
+    /// Envoy writes its access log and logs at `info`, the filter at `trace`.
+    pub verbose_logs: bool,
+}
+
+/// `, entries` for a YAML flow mapping, or nothing.
+fn more_entries(entries: &str) -> String {
+    if entries.is_empty() {
+        String::new()
+    } else {
+        format!(", {entries}")
+    }
 }
 
 fn spawn_ext_authz(
@@ -127,7 +140,7 @@ impl Stack {
 listener: {{ address: "127.0.0.1:{port}"{listener_config} }}
 admin: {{ address: "127.0.0.1:0" }}
 redis: {{ url: "{redis}", key_prefix: "e2e:" }}
-authserver: {{ listen: "{authserver}", keys_dir: "{keys}" }}
+authserver: {{ listen: "{authserver}", keys_dir: "{keys}"{authserver_config} }}
 ext_authz: {{ listen: "{ext_authz}"{ext_authz_mode} }}
 access: {{ users: ["*"] }}
 {extra_config}
@@ -147,11 +160,8 @@ services:
                 ""
             },
             extra_services = options.extra_services,
-            listener_config = if options.listener_config.is_empty() {
-                String::new()
-            } else {
-                format!(", {}", options.listener_config)
-            },
+            listener_config = more_entries(&options.listener_config),
+            authserver_config = more_entries(&options.authserver_config),
         );
         let config_path = dir.path().join("gateway.yaml");
         std::fs::write(&config_path, &yaml)?;
@@ -171,12 +181,17 @@ services:
             &config,
             &RenderOptions {
                 wasm_path: tools::filter_wasm()?,
-                access_log: false,
+                access_log: options.verbose_logs,
             },
         )
         .context("rendering the Envoy bootstrap")?;
-        let envoy =
-            Envoy::start_with_workers(&bootstrap, port, options.envoy_workers.max(1)).await?;
+        let envoy = Envoy::start_logging(
+            &bootstrap,
+            port,
+            options.envoy_workers.max(1),
+            options.verbose_logs,
+        )
+        .await?;
         let stack = Self {
             envoy,
             config,
@@ -268,6 +283,38 @@ services:
             now,
         )?;
         Ok(keys.ring().sign_access_token(claims, now)?)
+    }
+
+    /// A JWS of `payload` (raw bytes, so duplicate keys and non-UTF-8 survive) under `header`, signed
+    /// with the authserver's active key; `alg` and `kid` are that key's unless `header` sets
+    /// them.
+    pub fn forge_jws(&self, header: &serde_json::Value, payload: &[u8]) -> Result<String> {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let now = unix_now();
+        let store = mcp_auth_authserver::keys::KeyStore::open(
+            &self.keys_dir(),
+            self.config.authserver.signing_alg,
+            mcp_auth_authserver::keys::KeyTiming::from_config(&self.config),
+            now,
+        )?;
+        let ring = store.ring();
+        let key = ring.signing_key(now).context("no active signing key")?;
+        let mut header = header.clone();
+        let fields = header
+            .as_object_mut()
+            .context("the header is not an object")?;
+        fields
+            .entry("alg")
+            .or_insert(mcp_auth_authserver::keys::alg_name(key.alg()).into());
+        fields.entry("kid").or_insert(key.kid.clone().into());
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let signature = key.sign(input.as_bytes())?;
+        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
     }
 
     /// The issuer: Envoy's public URL.

@@ -129,9 +129,75 @@ async fn refused(case: &str, response: reqwest::Response, status: StatusCode, er
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forged_and_misused_tokens_never_reach_the_mcp_server() {
-    let (stack, _github) = stack().await;
+/// A stack for the MCP-endpoint cases: `echo` records what reaches it, the keys are ES256 (so
+/// a signature's high-S twin can be tried), ext_authz in `fast_mode` or per request.
+async fn token_stack(fast_mode: bool) -> (Stack, FakeGitHub) {
+    Stack::start_with_github(
+        FakeUser::new(583231, "octocat"),
+        StackOptions {
+            header_echo: true,
+            fast_mode,
+            authserver_config: "signing_alg: ES256".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Sends `request` (a raw HTTP/1.1 request head and body, `{host}` replaced by Envoy's
+/// address) as written, so paths reach Envoy without a client normalising them; returns the
+/// status and the body.
+async fn raw_http(stack: &Stack, request: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let host = stack.envoy.url().trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+    stream
+        .write_all(request.replace("{host}", &host).as_bytes())
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {response}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A raw POST of an MCP `initialize` to `path`, with `auth` as its Authorization header.
+fn raw_post(path: &str, auth: Option<&str>) -> String {
+    let auth = auth.map_or_else(String::new, |auth| format!("authorization: {auth}\r\n"));
+    format!(
+        "POST {path} HTTP/1.1\r\nhost: {{host}}\r\n{auth}content-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{INITIALIZE}",
+        INITIALIZE.len()
+    )
+}
+
+/// POSTs an MCP `initialize` to the echo service with raw header values.
+async fn mcp_bytes(stack: &Stack, headers: &[(&str, &[u8])]) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(stack.url(ECHO))
+        .header("content-type", "application/json")
+        .header("accept", "application/json, text/event-stream")
+        .body(INITIALIZE);
+    for (name, value) in headers {
+        request = request.header(
+            *name,
+            reqwest::header::HeaderValue::from_bytes(value).unwrap(),
+        );
+    }
+    request.send().await.unwrap()
+}
+
+/// Tokens that are forged, spoiled or not ours: 401 `invalid_token`, every one.
+async fn forged_tokens(stack: &Stack) -> usize {
     let echo_resource = format!("{}{ECHO}", stack.issuer());
     let other_resource = format!("{}/everything/mcp", stack.issuer());
     let jwks: Value = reqwest::get(stack.url("/jwks"))
@@ -141,20 +207,33 @@ async fn forged_and_misused_tokens_never_reach_the_mcp_server() {
         .await
         .unwrap();
     let key = &jwks["keys"][0];
+    assert_eq!(key["alg"], "ES256");
     let kid = key["kid"].as_str().unwrap();
-    let good = claims(&stack, &echo_resource);
+    let good = claims(stack, &echo_resource);
+    let good_text = good.to_string();
     let now = unix_now();
     let spoiled = |field: &str, value: Value| {
-        let mut c = good.clone();
-        c[field] = value;
-        stack.forge_token(&c).unwrap()
-    };
-    let real_signature = {
-        let token = stack.forge_token(&good).unwrap();
-        URL_SAFE_NO_PAD
-            .decode(token.rsplit('.').next().unwrap())
+        stack
+            .forge_token(&spoiled_claims(&good, field, value))
             .unwrap()
     };
+    let without = |field: &str| {
+        let mut c = good.clone();
+        c.as_object_mut().unwrap().remove(field);
+        stack.forge_token(&c).unwrap()
+    };
+    let signed = |header: Value, payload: &[u8]| stack.forge_jws(&header, payload).unwrap();
+    let valid = stack.forge_token(&good).unwrap();
+    let (valid_input, valid_signature) = valid.rsplit_once('.').unwrap();
+    let real_signature = URL_SAFE_NO_PAD.decode(valid_signature).unwrap();
+    let with_signature =
+        |signature: &[u8]| format!("{valid_input}.{}", URL_SAFE_NO_PAD.encode(signature));
+    let ecdsa = p256::ecdsa::Signature::from_slice(&real_signature).unwrap();
+    let high_s = {
+        let (r, s) = ecdsa.split_scalars();
+        p256::ecdsa::Signature::from_scalars(r, -*s).unwrap()
+    };
+    assert!(high_s.normalize_s().is_some());
     let hs256_header = json!({"alg": "HS256", "typ": "at+jwt", "kid": kid});
     let hs256_input = format!("{}.{}", b64(&hs256_header), b64(&good));
     let hs256 = format!(
@@ -171,6 +250,9 @@ async fn forged_and_misused_tokens_never_reach_the_mcp_server() {
         }
         header
     };
+    let at_jwt = json!({"typ": "at+jwt"});
+    let body_of = |text: &str| text[1..text.len() - 1].to_owned();
+    let oversize = spoiled_claims(&good, "pad", json!("p".repeat(9 * 1024)));
 
     let invalid_tokens: Vec<(&str, String)> = vec![
         (
@@ -181,7 +263,27 @@ async fn forged_and_misused_tokens_never_reach_the_mcp_server() {
             "alg none, kid of a real key",
             jws(&json!({"alg": "none", "kid": kid}), &good, b""),
         ),
+        (
+            "alg NONE",
+            jws(&json!({"alg": "NONE", "typ": "at+jwt"}), &good, b""),
+        ),
         ("HS256 with the public key as secret", hs256),
+        (
+            "RS256 on the EC key's kid",
+            jws(
+                &header_with(json!({"alg": "RS256"})),
+                &good,
+                &real_signature,
+            ),
+        ),
+        (
+            "EdDSA on the EC key's kid",
+            jws(
+                &header_with(json!({"alg": "EdDSA"})),
+                &good,
+                &real_signature,
+            ),
+        ),
         (
             "unknown kid",
             jws(
@@ -189,6 +291,10 @@ async fn forged_and_misused_tokens_never_reach_the_mcp_server() {
                 &good,
                 &real_signature,
             ),
+        ),
+        (
+            "kid that is not a string",
+            signed(json!({"typ": "at+jwt", "kid": 1}), good_text.as_bytes()),
         ),
         (
             "path traversal kid",
@@ -234,8 +340,56 @@ async fn forged_and_misused_tokens_never_reach_the_mcp_server() {
                 &real_signature,
             ),
         ),
+        // Explicit typing (RFC 9068 §4, RFC 8725 §3.11) and critical headers (RFC 7515 §4.1.11).
+        (
+            "typ JWT",
+            signed(json!({"typ": "JWT"}), good_text.as_bytes()),
+        ),
+        ("no typ", signed(json!({}), good_text.as_bytes())),
+        (
+            "typ application/jwt",
+            signed(json!({"typ": "application/jwt"}), good_text.as_bytes()),
+        ),
+        (
+            "crit naming an extension",
+            signed(
+                json!({"typ": "at+jwt", "crit": ["urn:x:ext"], "urn:x:ext": true}),
+                good_text.as_bytes(),
+            ),
+        ),
+        (
+            "empty crit",
+            signed(json!({"typ": "at+jwt", "crit": []}), good_text.as_bytes()),
+        ),
+        // The signature itself.
+        (
+            "ES256 high-S twin of a valid signature",
+            with_signature(&high_s.to_bytes()),
+        ),
+        (
+            "DER-encoded ES256 signature",
+            with_signature(ecdsa.to_der().as_bytes()),
+        ),
+        (
+            "signature one byte short",
+            with_signature(&real_signature[..63]),
+        ),
+        (
+            "signature one byte long",
+            with_signature(&[&real_signature[..], &[0]].concat()),
+        ),
+        ("empty signature", format!("{valid_input}.")),
+        ("signature with base64 padding", format!("{valid}==")),
+        // Claims.
         ("expired", spoiled("exp", json!(now - 3600))),
         ("not yet valid", spoiled("nbf", json!(now + 3600))),
+        ("no exp", without("exp")),
+        (
+            "exp as a string",
+            spoiled("exp", json!((now + 600).to_string())),
+        ),
+        ("exp as a float", spoiled("exp", json!(now as f64 + 600.5))),
+        ("no jti", without("jti")),
         (
             "wrong issuer",
             spoiled("iss", json!("https://evil.example")),
@@ -243,6 +397,10 @@ async fn forged_and_misused_tokens_never_reach_the_mcp_server() {
         (
             "issuer with a trailing slash",
             spoiled("iss", json!(format!("{}/", stack.issuer()))),
+        ),
+        (
+            "issuer in upper case",
+            spoiled("iss", json!(stack.issuer().to_uppercase())),
         ),
         (
             "wrong audience",
@@ -253,20 +411,92 @@ async fn forged_and_misused_tokens_never_reach_the_mcp_server() {
             spoiled("aud", json!(other_resource)),
         ),
         ("no audience", spoiled("aud", Value::Null)),
+        (
+            "aud array without this service",
+            spoiled("aud", json!([other_resource, "https://evil.example/mcp"])),
+        ),
+        ("empty aud array", spoiled("aud", json!([]))),
+        (
+            "aud array with a near miss",
+            spoiled("aud", json!([format!("{echo_resource}/")])),
+        ),
+        ("aud as a number", spoiled("aud", json!(1))),
+        (
+            "duplicate aud, this service last",
+            signed(
+                at_jwt.clone(),
+                format!("{{\"aud\":{:?},{}}}", other_resource, body_of(&good_text)).as_bytes(),
+            ),
+        ),
+        (
+            "duplicate aud, this service first",
+            signed(
+                at_jwt.clone(),
+                format!("{{{},\"aud\":{:?}}}", body_of(&good_text), other_resource).as_bytes(),
+            ),
+        ),
+        (
+            "duplicate sub",
+            signed(
+                at_jwt.clone(),
+                format!("{{{},\"sub\":\"1\"}}", body_of(&good_text)).as_bytes(),
+            ),
+        ),
+        (
+            "claims that are not an object",
+            signed(at_jwt.clone(), b"[1,2,3]"),
+        ),
+        (
+            "claims that are not UTF-8",
+            signed(at_jwt.clone(), b"{\"sub\":\"\xff\xfe\"}"),
+        ),
+        (
+            "over 8 KiB, validly signed",
+            stack.forge_token(&oversize).unwrap(),
+        ),
         ("empty subject", spoiled("sub", json!(""))),
+        ("empty client_id", spoiled("client_id", json!(""))),
+        (
+            "subject with CR LF (header injection)",
+            spoiled("sub", json!("1\r\nx-mcp-user-id: 0")),
+        ),
+        (
+            "login with a newline",
+            spoiled("preferred_username", json!("octocat\nadmin")),
+        ),
+        (
+            "scope with a control character",
+            spoiled("scope", json!("mcp\u{7}")),
+        ),
+        // Shapes.
         ("not a JWT", "garbage".to_owned()),
         ("two segments", "a.b".to_owned()),
+        (
+            "five segments (JWE form)",
+            format!("{valid}.{valid_signature}.x"),
+        ),
+        (
+            "header that is not JSON",
+            format!("bm90IGpzb24.{}", valid.split_once('.').unwrap().1),
+        ),
     ];
     let count = invalid_tokens.len();
     for (case, token) in invalid_tokens {
-        let response = mcp(&stack, Some(&format!("Bearer {token}")), &[]).await;
+        let response = mcp(stack, Some(&format!("Bearer {token}")), &[]).await;
         refused(case, response, StatusCode::UNAUTHORIZED, "invalid_token").await;
     }
-    assert_eq!(reached(&stack), 0, "after {count} forged tokens");
+    assert_eq!(reached(stack), 0, "after {count} forged tokens");
+    count
+}
+
+/// Credentials and headers that are malformed or forged, with and without a valid token.
+async fn malformed_requests(stack: &Stack) -> usize {
+    let echo_resource = format!("{}{ECHO}", stack.issuer());
+    let valid = stack.forge_token(&claims(stack, &echo_resource)).unwrap();
+    let bearer = format!("Bearer {valid}");
+    let mut count = 0;
 
     // Malformed credentials: RFC 6750 §3.1 invalid_request.
-    let valid = stack.forge_token(&good).unwrap();
-    let bearer = format!("Bearer {valid}");
     let two = reqwest::Client::new()
         .post(stack.url(ECHO))
         .header("authorization", &bearer)
@@ -295,42 +525,49 @@ async fn forged_and_misused_tokens_never_reach_the_mcp_server() {
         "invalid_request",
     )
     .await;
-    // Characters outside RFC 6750's b64token syntax: a malformed header, not a bad token.
-    let syntax = mcp(&stack, Some("Bearer !!.!!.!!"), &[]).await;
-    refused(
-        "token outside b64token syntax",
-        syntax,
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-    )
-    .await;
-    for (case, auth) in [
-        ("Basic credentials", "Basic b2N0b2NhdDpwYXNz"),
-        ("Bearer without a token", "Bearer "),
-    ] {
-        let response = mcp(&stack, Some(auth), &[]).await;
-        assert!(
-            matches!(
-                response.status(),
-                StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST
-            ),
-            "{case}: {}",
-            response.status()
-        );
-    }
-    let spaced = mcp(&stack, Some(&format!("Bearer {valid} extra")), &[]).await;
-    assert!(
-        matches!(
-            spaced.status(),
-            StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST
+    count += 2;
+    for (case, auth, status, error) in [
+        // Characters outside RFC 6750's b64token syntax: a malformed header, not a bad token.
+        (
+            "token outside b64token syntax",
+            b"Bearer !!.!!.!!".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
         ),
-        "a token followed by junk: {}",
-        spaced.status()
-    );
+        (
+            "a token followed by junk",
+            format!("{bearer} extra").into_bytes(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "Bearer without a token",
+            b"Bearer ".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        (
+            "Authorization that is not UTF-8",
+            b"Bearer \xff\xfe.\xfd".to_vec(),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+        // No bearer token at all: a challenge without an error code (RFC 6750 §3.1).
+        (
+            "Basic credentials",
+            b"Basic b2N0b2NhdDpwYXNz".to_vec(),
+            StatusCode::UNAUTHORIZED,
+            "",
+        ),
+    ] {
+        let response = mcp_bytes(stack, &[("authorization", &auth)]).await;
+        refused(case, response, status, error).await;
+        count += 1;
+    }
 
     // A forged hand-off header without a token is not a token.
     let handoff = mcp(
-        &stack,
+        stack,
         None,
         &[(
             "x-mcp-auth-handoff",
@@ -345,25 +582,184 @@ async fn forged_and_misused_tokens_never_reach_the_mcp_server() {
         "",
     )
     .await;
-
-    // A disallowed browser Origin (DNS rebinding), even with a valid token.
-    let origin = mcp(&stack, Some(&bearer), &[("origin", "https://evil.example")]).await;
-    assert_eq!(origin.status(), StatusCode::FORBIDDEN, "disallowed Origin");
+    count += 1;
+    // Underscored twins of reserved headers would slip past the removal of the dashed names.
+    for name in ["x_mcp_auth_handoff", "x_mcp_user_id", "x_user_id"] {
+        let response = mcp(stack, Some(&bearer), &[(name, "0")]).await;
+        refused(name, response, StatusCode::BAD_REQUEST, "").await;
+        count += 1;
+    }
+    // Browser Origins that are not allowed (DNS rebinding), even with a valid token.
+    for (case, origin) in [
+        ("disallowed Origin", &b"https://evil.example"[..]),
+        ("Origin null", b"null"),
+        ("the issuer on another port", b"http://127.0.0.1:1"),
+        ("Origin that is not UTF-8", b"https://\xffevil.example"),
+    ] {
+        let response = mcp_bytes(
+            stack,
+            &[("authorization", bearer.as_bytes()), ("origin", origin)],
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{case}");
+        count += 1;
+    }
     // Headers far over Envoy's limit.
     let huge = "x".repeat(64 * 1024);
-    let oversize = mcp(&stack, Some(&bearer), &[("x-filler", &huge)]).await;
+    let oversize = mcp(stack, Some(&bearer), &[("x-filler", &huge)]).await;
     assert_eq!(
         oversize.status(),
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         "oversize headers"
     );
-    assert_eq!(reached(&stack), 0, "malformed requests reached the server");
+    count += 1;
+    assert_eq!(reached(stack), 0, "malformed requests reached the server");
+    count
+}
 
-    // With the valid token the request passes, carrying the gateway's identity, never the
-    // client's, and nothing of the reserved namespace.
+/// Paths that try to leave a service's route (dot segments, encoded dots and slashes) for
+/// another service or the authserver: Envoy normalises or refuses them, and the token is
+/// then checked for the route the request really takes.
+async fn hostile_paths(stack: &Stack) -> usize {
+    let everything = format!("{}/everything/mcp", stack.issuer());
+    let token = stack.forge_token(&claims(stack, &everything)).unwrap();
+    let bearer = format!("Bearer {token}");
+    let cases: Vec<(&str, String, u16)> = vec![
+        (
+            "dot segments to another service",
+            raw_post("/everything/mcp/../../echo/mcp", Some(&bearer)),
+            401,
+        ),
+        (
+            "encoded dot segments to another service",
+            raw_post("/everything/mcp/%2e%2e/%2e%2e/echo/mcp", Some(&bearer)),
+            401,
+        ),
+        (
+            "upper-case encoded dot segments",
+            raw_post("/everything/mcp/%2E%2E/%2E%2E/echo/mcp", Some(&bearer)),
+            401,
+        ),
+        (
+            "encoded slashes",
+            raw_post("/everything/mcp/..%2f..%2fecho/mcp", Some(&bearer)),
+            400,
+        ),
+        (
+            "an encoded slash in the route",
+            raw_post("/echo%2Fmcp", Some(&bearer)),
+            400,
+        ),
+        (
+            "a leading double slash",
+            raw_post("//echo/mcp", Some(&bearer)),
+            401,
+        ),
+        (
+            "a double slash inside",
+            raw_post("/echo//mcp", Some(&bearer)),
+            401,
+        ),
+        (
+            "a single-dot segment",
+            raw_post("/echo/./mcp", Some(&bearer)),
+            401,
+        ),
+        (
+            "a trailing slash",
+            raw_post("/echo/mcp/", Some(&bearer)),
+            401,
+        ),
+        ("a backslash", raw_post("/echo\\mcp", Some(&bearer)), 401),
+        (
+            "dot segments from the authserver",
+            raw_post("/token/../echo/mcp", None),
+            401,
+        ),
+        (
+            "dot segments from the well-known documents",
+            raw_post("/.well-known/oauth-protected-resource/../../echo/mcp", None),
+            401,
+        ),
+        (
+            "absolute-form target on another host",
+            raw_post("http://evil.example/echo/mcp", Some(&bearer)),
+            401,
+        ),
+        (
+            "an encoded NUL",
+            raw_post("/echo/mcp%00", Some(&bearer)),
+            400,
+        ),
+        (
+            "a fragment in the target",
+            raw_post("/echo/mcp#x", Some(&bearer)),
+            400,
+        ),
+    ];
+    let count = cases.len();
+    for (case, request, status) in cases {
+        let (got, body) = raw_http(stack, &request).await;
+        assert_eq!(got, status, "{case}: {body}");
+    }
+    // Into the token endpoint from an MCP path: the authserver answers as at /token itself.
+    let form = "grant_type=authorization_code&code=x&client_id=nobody";
+    for (case, path) in [
+        ("dot segments into /token", "/everything/mcp/../../token"),
+        (
+            "encoded dot segments into /token",
+            "/echo/mcp/%2e%2e/%2e%2e/token",
+        ),
+    ] {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nhost: {{host}}\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{form}",
+            form.len()
+        );
+        let (status, body) = raw_http(stack, &request).await;
+        assert_eq!(status, 401, "{case}: {body}");
+        let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        assert_eq!(body["error"], "invalid_client", "{case}");
+    }
+    assert_eq!(reached(stack), 0, "a hostile path reached the echo service");
+    count + 2
+}
+
+/// Hardening 8 through Envoy: the same invalid signature a hundred times is refused every
+/// time (the filter remembers it instead of verifying again) and never reaches the server.
+async fn an_invalid_signature_flood(stack: &Stack) -> usize {
+    let resource = format!("{}{ECHO}", stack.issuer());
+    let token = stack.forge_token(&claims(stack, &resource)).unwrap();
+    let (input, _) = token.rsplit_once('.').unwrap();
+    let forged = format!("Bearer {input}.{}", URL_SAFE_NO_PAD.encode([7u8; 64]));
+    for _ in 0..100 {
+        let response = mcp(stack, Some(&forged), &[]).await;
+        refused(
+            "invalid signature flood",
+            response,
+            StatusCode::UNAUTHORIZED,
+            "invalid_token",
+        )
+        .await;
+    }
+    assert_eq!(reached(stack), 0);
+    1
+}
+
+/// Every hostile request at the MCP endpoint in one ext_authz mode; then the valid token
+/// passes, carrying the gateway's identity and nothing the client claimed.
+async fn hostile_mcp_requests_never_reach_the_mcp_server(fast_mode: bool) {
+    let (stack, _github) = token_stack(fast_mode).await;
+    let cases = forged_tokens(&stack).await
+        + malformed_requests(&stack).await
+        + hostile_paths(&stack).await
+        + an_invalid_signature_flood(&stack).await;
+    eprintln!("{cases} hostile requests at the MCP endpoint refused");
+
+    let echo_resource = format!("{}{ECHO}", stack.issuer());
+    let valid = stack.forge_token(&claims(&stack, &echo_resource)).unwrap();
     let response = mcp(
         &stack,
-        Some(&bearer),
+        Some(&format!("Bearer {valid}")),
         &[
             ("x-mcp-user-id", "0"),
             ("x-mcp-user-login", "root"),
@@ -378,6 +774,7 @@ async fn forged_and_misused_tokens_never_reach_the_mcp_server() {
     .await;
     assert_eq!(response.status(), StatusCode::OK);
     let seen = stack.echo.as_ref().unwrap().requests();
+    assert_eq!(seen.len(), 1, "only the valid request reached the server");
     let headers = seen.last().unwrap();
     assert_eq!(headers["x-mcp-user-id"], "583231");
     assert_eq!(headers["x-mcp-user-login"], "octocat");
@@ -387,6 +784,16 @@ async fn forged_and_misused_tokens_never_reach_the_mcp_server() {
         !headers.keys().any(|k| k.starts_with("x-mcp-auth")),
         "{headers:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_mcp_requests_never_reach_the_mcp_server_per_request() {
+    hostile_mcp_requests_never_reach_the_mcp_server(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_mcp_requests_never_reach_the_mcp_server_fast_mode() {
+    hostile_mcp_requests_never_reach_the_mcp_server(true).await;
 }
 
 fn spoiled_claims(claims: &Value, field: &str, value: Value) -> Value {
