@@ -80,7 +80,7 @@ impl Envoy {
         Self::start_logging(bootstrap, port, workers, false).await
     }
 
-    /// [`Envoy::start_with_workers`]; `verbose` logs at `info`, the filter at `trace`
+    /// [`Envoy::start_with_workers`]; `verbose` logs at `info`, the filter at `debug`
     /// (otherwise Envoy logs warnings only).
     pub async fn start_logging(
         bootstrap: &str,
@@ -105,7 +105,10 @@ impl Envoy {
                 "--log-level",
                 if verbose { "info" } else { "warn" },
                 "--component-log-level",
-                if verbose { "wasm:trace" } else { "wasm:warn" },
+                if verbose { "wasm:debug" } else { "wasm:warn" },
+                // The access log reaches the file within 100 ms (Envoy's default: 10 s).
+                "--file-flush-interval-msec",
+                "100",
                 "--base-id",
                 &base_id.to_string(),
             ])

@@ -47,7 +47,7 @@ pub struct StackOptions {
     pub listener_config: String,
     /// More `authserver:` settings, as YAML flow-mapping entries (`signing_alg: ES256`).
     pub authserver_config: String,
-    /// Envoy writes its access log and logs at `info`, the filter at `trace`.
+    /// Envoy writes its access log and logs at `info`, the filter at `debug`.
     pub verbose_logs: bool,
 }
 

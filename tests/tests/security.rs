@@ -1,7 +1,8 @@
 //! Hostile clients against the running stack (real Envoy with the filter, ext_authz, the
-//! authserver, Redis, the fake GitHub). Every case asserts the exact status and error, and
-//! for the MCP endpoint that nothing reached the MCP server: the target service is a
-//! header-recording upstream that counts what it receives.
+//! authserver, Redis, the fake GitHub), every test in both ext_authz modes (per request and
+//! fast). Every case asserts the exact status and error, and for the MCP endpoint that
+//! nothing reached the MCP server: the target service is a header-recording upstream that
+//! counts what it receives.
 //!
 //! The authorization-flow attacks that need a whole sign-in (skipped consent, CSRF, changed
 //! redirect URI, code replay, wrong verifier, refresh-token replay, users off the
@@ -23,19 +24,6 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 const ECHO: &str = "/echo/mcp";
-
-/// A stack whose `echo` service records what reaches it, octocat signed in at GitHub.
-async fn stack() -> (Stack, FakeGitHub) {
-    Stack::start_with_github(
-        FakeUser::new(583231, "octocat"),
-        StackOptions {
-            header_echo: true,
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap()
-}
 
 fn reached(stack: &Stack) -> usize {
     stack.echo.as_ref().unwrap().requests().len()
@@ -803,8 +791,17 @@ fn spoiled_claims(claims: &Value, field: &str, value: Value) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hostile_registrations_and_authorization_requests_are_refused() {
-    let (stack, _github) = stack().await;
+async fn hostile_registrations_and_authorization_requests_are_refused_per_request() {
+    hostile_registrations_and_authorization_requests_are_refused(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_registrations_and_authorization_requests_are_refused_fast_mode() {
+    hostile_registrations_and_authorization_requests_are_refused(true).await;
+}
+
+async fn hostile_registrations_and_authorization_requests_are_refused(fast_mode: bool) {
+    let (stack, _github) = hardening_stack(fast_mode, "").await;
     let discovered = discover(&stack).await;
     let endpoint = discovered.metadata["registration_endpoint"]
         .as_str()
@@ -901,6 +898,31 @@ async fn hostile_registrations_and_authorization_requests_are_refused() {
     );
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], "invalid_request", "oversize token request");
+    // Basic credentials whose halves hold a raw `&` or a second colon (RFC 6749 §2.3.1:
+    // each half is form-encoded): no client, whatever the split.
+    for (case, credentials) in [
+        ("a raw & in the secret", "nobody:sec&ret"),
+        ("a second colon", "nobody:a:b"),
+        ("a broken escape", "nobody:%zz"),
+    ] {
+        let response = http
+            .post(&token_endpoint)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(
+                "authorization",
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(credentials)
+                ),
+            )
+            .body(form(&[("grant_type", "authorization_code"), ("code", "x")]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{case}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_client", "{case}");
+    }
     // GET on the token endpoint.
     let response = http.get(&token_endpoint).send().await.unwrap();
     assert_eq!(
@@ -1216,18 +1238,36 @@ async fn identity_headers_servers_trust_are_set_by_the_gateway_only_fast_mode() 
     identity_headers_servers_trust_are_set_by_the_gateway_only(true).await;
 }
 
-/// Hardening 3: a flood of `/authorize` (each would store a pending authorization in Redis)
-/// is cut off per client address after the burst, with a page, before anything is stored.
+/// Hardening 3 and 5: a flood of `/authorize` (each would store a pending authorization in
+/// Redis) is cut off per client address after the burst, with a page, before anything is
+/// stored — though every request claims another address in `X-Forwarded-For`, which Envoy
+/// (no trusted hops) does not let the authserver believe.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_authorize_flood_is_rate_limited_before_it_fills_redis() {
-    let (stack, _github) = stack().await;
+async fn an_authorize_flood_is_rate_limited_before_it_fills_redis_per_request() {
+    an_authorize_flood_is_rate_limited_before_it_fills_redis(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_authorize_flood_is_rate_limited_before_it_fills_redis_fast_mode() {
+    an_authorize_flood_is_rate_limited_before_it_fills_redis(true).await;
+}
+
+async fn an_authorize_flood_is_rate_limited_before_it_fills_redis(fast_mode: bool) {
+    let (stack, _github) = hardening_stack(fast_mode, "").await;
     let discovered = discover(&stack).await;
     let client_id = register(&discovered).await;
     let url = mcp_auth_e2e::oauth::authorize_url(&discovered, &client_id, &discovered.resource);
     let (mut stored, mut limited) = (0u64, 0);
     let started = std::time::Instant::now();
-    for _ in 0..300 {
-        let response = Browser::new().get(&url).await;
+    let http = Browser::new().http;
+    for i in 0..300u32 {
+        let forged = format!("203.0.{}.{}", i / 250, i % 250 + 1);
+        let response = http
+            .get(&url)
+            .header("x-forwarded-for", forged)
+            .send()
+            .await
+            .unwrap();
         match response.status() {
             StatusCode::OK => stored += 1,
             StatusCode::TOO_MANY_REQUESTS => {
@@ -1245,4 +1285,321 @@ async fn an_authorize_flood_is_rate_limited_before_it_fills_redis() {
         started.elapsed()
     );
     assert!(limited > 0 && limited + stored == 300);
+}
+
+/// The consent page of a fresh browser for `client_id`, approved: the browser (holding its
+/// session cookie) and the URL of the GitHub authorization it was sent to.
+async fn approved(
+    discovered: &mcp_auth_e2e::oauth::Discovered,
+    client_id: &str,
+) -> (Browser, String) {
+    use mcp_auth_e2e::oauth::{form_field, html_attribute, location};
+    let mut browser = Browser::new();
+    let page = browser
+        .get(&mcp_auth_e2e::oauth::authorize_url(
+            discovered,
+            client_id,
+            &discovered.resource,
+        ))
+        .await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    let approve = browser
+        .post_form(
+            &html_attribute(&html, "action"),
+            &[
+                ("request", &form_field(&html, "request")),
+                ("csrf", &form_field(&html, "csrf")),
+                ("decision", "approve"),
+            ],
+        )
+        .await;
+    assert_eq!(approve.status(), StatusCode::SEE_OTHER);
+    let github = location(&approve);
+    (browser, github)
+}
+
+/// `cookie` (`name=BASE64URL(json).MAC`) with `field` of its JSON changed and the MAC kept.
+fn tampered(cookie: &str, field: &str, value: Value) -> String {
+    let (name, value_part) = cookie.split_once('=').unwrap();
+    let (payload, mac) = value_part.split_once('.').unwrap();
+    let mut session: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    session[field] = value;
+    format!("{name}={}.{mac}", b64(&session))
+}
+
+/// Asserts that a sign-in step was refused with a page: a 4xx, and no redirect anywhere
+/// (least of all to the client with a code).
+async fn refused_page(case: &str, response: reqwest::Response, status: StatusCode) {
+    assert_eq!(response.status(), status, "{case}");
+    assert!(response.headers().get("location").is_none(), "{case}");
+}
+
+/// Sign-ins an attacker tampers with: a forged session cookie at consent or at the GitHub
+/// callback, another browser's cookie, no cookie, a GitHub `state` past its 10 minutes; and
+/// one authorization code exchanged by many requests at once.
+async fn hostile_sign_ins_are_refused(fast_mode: bool) {
+    use mcp_auth_e2e::oauth::{form_field, html_attribute};
+    let (stack, github) = hardening_stack(fast_mode, "").await;
+    let discovered = discover(&stack).await;
+    let client_id = register(&discovered).await;
+
+    // At consent: a cookie whose browser id was changed, or that belongs to another browser,
+    // does not carry this consent page's CSRF token.
+    for (case, edit) in [
+        (
+            "consent with a tampered browser id",
+            Some(("bid", json!("attacker"))),
+        ),
+        ("consent with another browser's cookie", None),
+    ] {
+        let mut browser = Browser::new();
+        let url = mcp_auth_e2e::oauth::authorize_url(&discovered, &client_id, &discovered.resource);
+        let html = browser.get(&url).await.text().await.unwrap();
+        let cookie = browser.cookie.clone().unwrap();
+        browser.cookie = Some(match &edit {
+            Some((field, value)) => tampered(&cookie, field, value.clone()),
+            None => {
+                let mut other = Browser::new();
+                other.get(&url).await;
+                other.cookie.unwrap()
+            }
+        });
+        let response = browser
+            .post_form(
+                &html_attribute(&html, "action"),
+                &[
+                    ("request", &form_field(&html, "request")),
+                    ("csrf", &form_field(&html, "csrf")),
+                    ("decision", "approve"),
+                ],
+            )
+            .await;
+        refused_page(case, response, StatusCode::FORBIDDEN).await;
+    }
+
+    // At the callback: the cookie must be the one that started this sign-in, unchanged.
+    let callback_of = |github_url: &str| {
+        let state = params(github_url)["state"].clone();
+        format!(
+            "{}/login/callback?code=fake-code&state={state}",
+            stack.issuer()
+        )
+    };
+    for (case, edit) in [
+        (
+            "callback with a tampered browser id",
+            Some(("bid", json!("attacker"))),
+        ),
+        (
+            "callback with a forged signed-in user",
+            Some(("sub", json!("1"))),
+        ),
+        ("callback without the cookie", None),
+    ] {
+        let (mut browser, github_url) = approved(&discovered, &client_id).await;
+        let cookie = browser.cookie.clone().unwrap();
+        browser.cookie = edit.map(|(field, value)| tampered(&cookie, field, value));
+        let response = browser.get(&callback_of(&github_url)).await;
+        refused_page(case, response, StatusCode::FORBIDDEN).await;
+    }
+
+    // The GitHub `state` lives at most 10 minutes: past that, the callback is refused.
+    let (mut browser, github_url) = approved(&discovered, &client_id).await;
+    let state = params(&github_url)["state"].clone();
+    let key = mcp_auth_proto::store::KeySpace::new("e2e:")
+        .authorization_request(&mcp_auth_authserver::secret::digest(&state));
+    let mut redis = stack.redis.conn().await;
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&key)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    assert!((1..=600).contains(&ttl), "the state lives {ttl} s");
+    let _: i64 = redis::cmd("PEXPIRE")
+        .arg(&key)
+        .arg(1)
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let at_github = browser.get(&github_url).await;
+    let response = browser
+        .get(&mcp_auth_e2e::oauth::location(&at_github))
+        .await;
+    refused_page(
+        "a GitHub state past 10 minutes",
+        response,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    let _ = github;
+
+    // One code, eight exchanges at once: exactly one gets tokens; the replays revoke them.
+    let back = params(&sign_in(&stack, &discovered, &client_id).await);
+    let exchanges = (0..8).map(|_| exchange(&discovered, &client_id, &back["code"], VERIFIER));
+    let results = futures::future::join_all(exchanges).await;
+    let winners: Vec<&Value> = results
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    for (status, body) in results
+        .iter()
+        .filter(|(status, _)| *status != StatusCode::OK)
+    {
+        assert_eq!(*status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["error"], "invalid_grant", "{body}");
+    }
+    let access = winners[0]["access_token"].as_str().unwrap();
+    mcp_auth_e2e::poll::until(
+        "the replayed code's tokens to be revoked",
+        std::time::Duration::from_secs(1),
+        || async {
+            (mcp_auth_e2e::oauth::mcp_status(&stack, access).await == StatusCode::UNAUTHORIZED)
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_sign_ins_are_refused_per_request() {
+    hostile_sign_ins_are_refused(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_sign_ins_are_refused_fast_mode() {
+    hostile_sign_ins_are_refused(true).await;
+}
+
+/// No component logs a credential: the in-process authserver and ext_authz at `trace`, Envoy
+/// at `info` with its access log and the filter at `debug`, through a whole sign-in, MCP calls,
+/// a forged token, a refresh, introspection and revocation.
+async fn no_log_line_holds_a_secret(fast_mode: bool) {
+    mcp_auth_e2e::log_capture::install();
+    let (stack, github) = Stack::start_with_github(
+        FakeUser::new(583231, "octocat"),
+        StackOptions {
+            header_echo: true,
+            fast_mode,
+            verbose_logs: true,
+            extra_config: "tokens: { refresh_reuse_grace: 0s }".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let discovered = mcp_auth_e2e::oauth::discover_at(&stack.url(ECHO), stack.issuer()).await;
+    let client_id = register(&discovered).await;
+    let back = params(&sign_in(&stack, &discovered, &client_id).await);
+    let code = back["code"].clone();
+    let (status, first) = exchange(&discovered, &client_id, &code, VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let access = first["access_token"].as_str().unwrap().to_owned();
+    let refresh = first["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        mcp(&stack, Some(&format!("Bearer {access}")), &[])
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let (input, _) = access.rsplit_once('.').unwrap();
+    let forged = format!("{input}.{}", URL_SAFE_NO_PAD.encode([9u8; 64]));
+    let response = mcp(&stack, Some(&format!("Bearer {forged}")), &[]).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let (status, second) = mcp_auth_e2e::oauth::token(
+        &discovered,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &client_id),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let access2 = second["access_token"].as_str().unwrap().to_owned();
+    let refresh2 = second["refresh_token"].as_str().unwrap().to_owned();
+    // The old refresh token again: a replay, which revokes the grant (and is logged).
+    let (status, _) = mcp_auth_e2e::oauth::token(
+        &discovered,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &client_id),
+        ],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    mcp_auth_e2e::oauth::introspect(&discovered, &client_id, &access2).await;
+    mcp_auth_e2e::oauth::revoke(&discovered, &client_id, &refresh2).await;
+    let response = mcp(&stack, Some(&format!("Bearer {access2}")), &[]).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    // The check can fail: the components did log this flow (Envoy flushes its access log
+    // about once a second).
+    mcp_auth_e2e::poll::until(
+        "Envoy's access log of the token request",
+        std::time::Duration::from_secs(5),
+        || async { stack.envoy.log().contains("\"POST /token ").then_some(()) },
+    )
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "{}",
+            stack
+                .envoy
+                .log()
+                .lines()
+                .rev()
+                .take(40)
+                .collect::<Vec<_>>()
+                .join("\n")
+        )
+    });
+    let logs = format!(
+        "{}\n{}",
+        mcp_auth_e2e::log_capture::contents(),
+        stack.envoy.log()
+    );
+    for needle in [
+        "tokens issued",
+        "refresh token reused",
+        "refused: invalid token",
+    ] {
+        assert!(logs.contains(needle), "nothing logged about {needle}");
+    }
+    let mut secrets: Vec<(&str, String)> = vec![
+        ("authorization code", code),
+        ("PKCE verifier", VERIFIER.to_owned()),
+        ("refresh token", refresh),
+        ("rotated refresh token", refresh2),
+    ];
+    for (name, jwt) in [
+        ("access token", &access),
+        ("refreshed access token", &access2),
+        ("forged token", &forged),
+    ] {
+        secrets.push((name, jwt.clone()));
+        secrets.push((name, jwt.rsplit('.').next().unwrap().to_owned()));
+    }
+    for token in github.issued_tokens() {
+        secrets.push(("GitHub access token", token));
+    }
+    for (name, secret) in secrets {
+        assert!(!logs.contains(&secret), "a log line holds the {name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_log_line_holds_a_secret_per_request() {
+    no_log_line_holds_a_secret(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_log_line_holds_a_secret_fast_mode() {
+    no_log_line_holds_a_secret(true).await;
 }
