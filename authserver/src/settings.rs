@@ -80,6 +80,9 @@ pub struct Settings {
     pub issuer_origin: String,
     pub services: Vec<ResourceService>,
     pub global_access: AccessList,
+    /// The `allow` lists of `mcp_policy.rules`: they decide by orgs and teams too, so GitHub
+    /// must be asked for them.
+    pub policy_access: Vec<AccessList>,
     pub access_token_ttl: Duration,
     /// `filter.clock_leeway`: the filter and ext_authz accept a token this long past `exp`.
     pub clock_leeway: Duration,
@@ -142,6 +145,12 @@ impl Settings {
             issuer,
             services,
             global_access: config.access.clone(),
+            policy_access: config
+                .mcp_policy
+                .rules
+                .iter()
+                .filter_map(|rule| rule.allow.clone())
+                .collect(),
             access_token_ttl: config.tokens.access_token,
             clock_leeway: config.filter.clock_leeway,
             refresh_token_ttl: config.tokens.refresh_token,

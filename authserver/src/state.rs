@@ -81,6 +81,7 @@ impl AppState {
         let lists = || {
             std::iter::once(&settings.global_access)
                 .chain(settings.services.iter().filter_map(|s| s.access.as_ref()))
+                .chain(&settings.policy_access)
         };
         let needs = Needs {
             orgs: access::needs_orgs(lists()),

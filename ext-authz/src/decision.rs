@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use mcp_auth_gateway::config::IdentityClaim;
 
-use crate::facts::{FactsError, HttpFacts, RequestFacts};
+use crate::facts::{FactsError, RequestFacts};
+use crate::mcp_policy::OperationVerdict;
 use crate::policy::{AccessOutcome, ListScope, ServiceRule, User};
 use crate::state::{TargetKind, View};
 
@@ -31,6 +32,8 @@ pub struct Decision {
     pub keys: Option<InvalidationKeys>,
     /// The [`crate::settings::Settings::generation`] the decision was made under.
     pub config_generation: u64,
+    /// Set when `mcp_policy` looked at the request.
+    pub audit: Option<Audit>,
 }
 
 /// The revocation targets a decision depends on.
@@ -56,6 +59,49 @@ pub enum Verdict {
     },
     /// `403`: a new token would not help.
     Forbidden(Forbidden),
+    /// The request's JSON-RPC was refused by `mcp_policy` or could not be read: the MCP
+    /// server never sees it.
+    Refused(Refusal),
+}
+
+/// Why `mcp_policy` refused a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The body cannot be decided on (not JSON-RPC, too large, a content type that is not
+    /// JSON, routing headers that contradict it): `status` with JSON-RPC error `code`.
+    BadRequest {
+        status: u16,
+        code: i64,
+        message: String,
+    },
+    /// The caller may, after obtaining `scopes` (every scope the operation needs, the
+    /// service's own included): 403 `insufficient_scope`, so the client can step up.
+    InsufficientScope {
+        scopes: Vec<String>,
+        resource_metadata: String,
+        method: String,
+        name: Option<String>,
+    },
+    /// The caller may not: 403 with a JSON-RPC error naming the operation.
+    Denied {
+        /// The refused request's id (raw JSON); `None` for a batch or a notification.
+        id: Option<String>,
+        method: String,
+        name: Option<String>,
+    },
+}
+
+/// What `mcp_policy` decided about one request, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Audit {
+    /// The deciding operation (the refused one, else the first), if the body had any.
+    pub method: Option<String>,
+    pub name: Option<String>,
+    /// `allow`, `deny`, `insufficient_scope` or `bad_request`.
+    pub decision: &'static str,
+    /// The deciding rule's label; `None` for the default or no rule.
+    pub rule: Option<String>,
+    pub reason: String,
 }
 
 /// Why a token is no longer accepted.
@@ -79,8 +125,6 @@ pub enum Forbidden {
         list: ListScope,
         no_user_record: bool,
     },
-    /// Refused by per-request policy ([`request_policy`]); the text is safe to show.
-    RequestPolicy(String),
 }
 
 /// Who the MCP server is told the caller is.
@@ -95,6 +139,9 @@ pub struct Identity {
     pub scopes: String,
     /// The service's own identity headers and what each carries.
     pub service_headers: std::sync::Arc<[(String, IdentityClaim)]>,
+    /// What the caller is shown in listings ([`mcp_auth_proto::listing::VISIBILITY_HEADER`]),
+    /// when something is hidden from them.
+    pub visibility: Option<String>,
 }
 
 impl Identity {
@@ -120,12 +167,13 @@ pub fn decide(facts: Result<&RequestFacts<'_>, &FactsError>, view: &View, now: u
                 valid_for: Duration::ZERO,
                 keys: None,
                 config_generation: settings.generation,
+                audit: None,
             };
         }
     };
     let token = &facts.token;
     let service = settings.access.service(&facts.service);
-    let decision = |verdict, valid_for| Decision {
+    let decision_with = |verdict, valid_for, audit| Decision {
         verdict,
         valid_for,
         keys: Some(InvalidationKeys {
@@ -135,7 +183,9 @@ pub fn decide(facts: Result<&RequestFacts<'_>, &FactsError>, view: &View, now: u
             client_id: token.client_id.to_string(),
         }),
         config_generation: settings.generation,
+        audit,
     };
+    let decision = |verdict, valid_for| decision_with(verdict, valid_for, None);
     let unauthenticated = |reason| Verdict::Unauthenticated {
         reason,
         resource_metadata: service.map(|s| s.resource_metadata_url.clone()),
@@ -175,9 +225,14 @@ pub fn decide(facts: Result<&RequestFacts<'_>, &FactsError>, view: &View, now: u
         return decision(Verdict::Forbidden(Forbidden::UnknownService), list_bound);
     };
 
-    if let Err(forbidden) = request_policy(&facts.request, rule) {
-        return decision(Verdict::Forbidden(forbidden), Duration::ZERO);
-    }
+    let policy = &settings.mcp_policy;
+    let (audit, may_list) = match request_policy(facts, rule, &user, settings) {
+        Ok(passed) => passed,
+        Err(refused) => {
+            let (refusal, audit) = *refused;
+            return decision_with(Verdict::Refused(refusal), Duration::ZERO, Some(audit));
+        }
+    };
 
     let identity = Identity {
         user_id: token.subject.to_string(),
@@ -185,8 +240,16 @@ pub fn decide(facts: Result<&RequestFacts<'_>, &FactsError>, view: &View, now: u
         client_id: token.client_id.to_string(),
         scopes: token.scope.to_string(),
         service_headers: std::sync::Arc::clone(&rule.identity_headers),
+        // Only responses that may carry a list are filtered (a `*/list` request, an SSE
+        // GET stream); others pass unread, however large.
+        visibility: may_list
+            .then(|| policy.visibility(&facts.service, &user))
+            .flatten()
+            .map(|v| v.encode()),
     };
-    decision(Verdict::Allow(identity), list_bound)
+    // Cacheable as an allow-list decision: the filter keys fast-mode decisions by the
+    // request's operations too, and a reload flushes them.
+    decision_with(Verdict::Allow(identity), list_bound, audit)
 }
 
 /// The first revocation record that covers the token, if any. A record covers its tokens for
@@ -217,17 +280,163 @@ fn revoked_by(facts: &RequestFacts<'_>, view: &View) -> Option<TargetKind> {
     .map(|(kind, _)| kind)
 }
 
-/// Per-request policy: the extension point for MCP method / tool rules.
+/// `mcp_policy` on the request's JSON-RPC: every operation of the body must be allowed, or
+/// the whole request is refused. Requests without a body (an SSE `GET`, a session `DELETE`)
+/// name no operation and pass. The `Mcp-Method` / `Mcp-Name` headers are never believed,
+/// only checked against the body (MCP 2026-07-28).
 ///
-/// It runs after revocation and allow-lists, for an allowed user, with the HTTP facts
-/// (method, path, and the first bytes of the body when Envoy is configured
-/// `with_request_body`). A rule reads the JSON-RPC `method` (and `params.name` for
-/// `tools/call`) from the body; the `Mcp-Method` / `Mcp-Name` headers may be used only when
-/// `MCP-Protocol-Version` ≥ 2026-07-28 **and** they match the body (SPEC). Returning
-/// `Err(Forbidden::RequestPolicy(..))` answers 403; such decisions depend on the body, so they
-/// are not cached (`valid_for` zero). No rules exist yet: every request passes.
-fn request_policy(_request: &HttpFacts<'_>, _service: &ServiceRule) -> Result<(), Forbidden> {
-    Ok(())
+/// A refusal by [`request_policy`] and its audit record (boxed: it is the rare path).
+type RefusedByPolicy = Box<(Refusal, Audit)>;
+
+/// `Ok((None, _))`: the policy has nothing to say (no rules and no default deny: the body is
+/// not even read; or the body is decided by a second call). Otherwise the audit record,
+/// with the refusal when there is one. The flag: the response may carry a list (a GET
+/// stream, or a `*/list` request).
+fn request_policy(
+    facts: &RequestFacts<'_>,
+    rule: &ServiceRule,
+    user: &User<'_>,
+    settings: &crate::settings::Settings,
+) -> Result<(Option<Audit>, bool), RefusedByPolicy> {
+    use mcp_auth_proto::mcp::{self, MCP_METHOD_HEADER, MCP_NAME_HEADER, error_code};
+    let policy = &settings.mcp_policy;
+    let request = &facts.request;
+    if policy.is_open() {
+        return Ok((None, false));
+    }
+    let bad = |status: u16, code: i64, message: String| {
+        let audit = Audit {
+            method: None,
+            name: None,
+            decision: "bad_request",
+            rule: None,
+            reason: message.clone(),
+        };
+        Box::new((
+            Refusal::BadRequest {
+                status,
+                code,
+                message,
+            },
+            audit,
+        ))
+    };
+    if request.method != "POST" {
+        return Ok((None, request.method == "GET"));
+    }
+    if request.body_follows {
+        return Ok((None, false));
+    }
+    if request.header("x-envoy-auth-partial-body") == Some("true")
+        || request.body.len() > settings.max_body_bytes
+    {
+        return Err(bad(
+            413,
+            error_code::INVALID_REQUEST,
+            format!(
+                "the request body is over the gateway's limit of {} bytes",
+                settings.max_body_bytes
+            ),
+        ));
+    }
+    let json = request.header("content-type").is_some_and(|ct| {
+        ct.split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    });
+    if !json {
+        return Err(bad(
+            415,
+            error_code::INVALID_REQUEST,
+            "an MCP request body must be application/json".to_owned(),
+        ));
+    }
+    let operations =
+        mcp::operations(request.body).map_err(|error| bad(400, error.code(), error.to_string()))?;
+    mcp::check_routing_headers(
+        &operations,
+        request.header(MCP_METHOD_HEADER).map(str::as_bytes),
+        request.header(MCP_NAME_HEADER).map(str::as_bytes),
+    )
+    .map_err(|error| bad(400, error_code::HEADER_MISMATCH, error.to_string()))?;
+
+    let mut allowed_by = None;
+    let mut scopes_needed: Option<(String, &mcp::Operation, Vec<String>)> = None;
+    for op in &operations.operations {
+        match policy.evaluate(&facts.service, op, user, &facts.token.scope) {
+            OperationVerdict::Allowed { rule } => {
+                allowed_by = allowed_by.or(rule);
+            }
+            OperationVerdict::Denied { rule } => {
+                let reason = match &rule {
+                    Some(label) => format!("not on the allow list of rule {label}"),
+                    None => "no rule allows it (default: deny)".to_owned(),
+                };
+                let audit = Audit {
+                    method: Some(op.method.clone()),
+                    name: op.name.clone(),
+                    decision: "deny",
+                    rule,
+                    reason,
+                };
+                let refusal = Refusal::Denied {
+                    id: (!operations.batch).then(|| op.id.clone()).flatten(),
+                    method: op.method.clone(),
+                    name: op.name.clone(),
+                };
+                return Err(Box::new((refusal, audit)));
+            }
+            OperationVerdict::NeedsScopes { rule, missing } => {
+                if scopes_needed.is_none() {
+                    scopes_needed = Some((rule, op, missing));
+                }
+            }
+        }
+    }
+    if let Some((label, op, missing)) = scopes_needed {
+        // Every scope the operation needs: a new token replaces the old one's scopes.
+        let mut scopes: Vec<String> = Vec::new();
+        for scope in rule.required_scopes.iter().map(String::as_str).chain(
+            policy
+                .scopes_for(&facts.service, op)
+                .iter()
+                .map(String::as_str),
+        ) {
+            if !scopes.iter().any(|s| s == scope) {
+                scopes.push(scope.to_owned());
+            }
+        }
+        let audit = Audit {
+            method: Some(op.method.clone()),
+            name: op.name.clone(),
+            decision: "insufficient_scope",
+            rule: Some(label),
+            reason: format!("the token lacks {}", missing.join(" ")),
+        };
+        let refusal = Refusal::InsufficientScope {
+            scopes,
+            resource_metadata: rule.resource_metadata_url.clone(),
+            method: op.method.clone(),
+            name: op.name.clone(),
+        };
+        return Err(Box::new((refusal, audit)));
+    }
+    let first = operations.operations.first();
+    let may_list = operations
+        .operations
+        .iter()
+        .any(|op| mcp_auth_proto::listing::ListKind::for_method(&op.method).is_some());
+    let audit = Audit {
+        method: first.map(|op| op.method.clone()),
+        name: first.and_then(|op| op.name.clone()),
+        decision: "allow",
+        reason: match &allowed_by {
+            Some(_) => "allowed by rule".to_owned(),
+            None => "no rule applies".to_owned(),
+        },
+        rule: allowed_by,
+    };
+    Ok((Some(audit), may_list))
 }
 
 #[cfg(test)]

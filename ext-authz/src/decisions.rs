@@ -21,7 +21,7 @@ use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
 use mcp_auth_proto::decisions::{
     self as pb, Allow, DecideRequest, DecideResponse, Deny, HEARTBEAT_INTERVAL_MS, Invalidation,
-    TargetKind, WatchRequest,
+    POLICY_HEADERS, TargetKind, WatchRequest,
 };
 use mcp_auth_proto::handoff::HANDOFF_HEADER;
 use mcp_auth_proto::store::{RevocationEvent, RevocationTarget};
@@ -69,7 +69,8 @@ impl Decisions for DecisionsService {
         request: GrpcRequest<DecideRequest>,
     ) -> Result<Response<DecideResponse>, Status> {
         let check = check_request(request.get_ref());
-        let (decision, response) = self.authorization.decide(&check)?;
+        let body_follows = request.get_ref().body_follows;
+        let (decision, response) = self.authorization.decide_phase(&check, body_follows)?;
         Ok(Response::new(decide_response(&decision, response)))
     }
 
@@ -100,7 +101,13 @@ impl Decisions for DecisionsService {
 
 /// The `CheckRequest` Envoy's ext_authz filter would send for this request.
 pub fn check_request(request: &DecideRequest) -> CheckRequest {
-    let headers = HashMap::from([(HANDOFF_HEADER.to_owned(), request.handoff.clone())]);
+    let mut headers = HashMap::from([(HANDOFF_HEADER.to_owned(), request.handoff.clone())]);
+    for header in &request.headers {
+        // Only the headers policy reads; never the hand-off twice.
+        if POLICY_HEADERS.contains(&header.name.as_str()) {
+            headers.insert(header.name.clone(), header.value.clone());
+        }
+    }
     CheckRequest {
         attributes: Some(AttributeContext {
             request: Some(Request {
@@ -109,6 +116,7 @@ pub fn check_request(request: &DecideRequest) -> CheckRequest {
                     path: request.path.clone(),
                     host: request.host.clone(),
                     headers,
+                    raw_body: request.body.clone(),
                     ..Default::default()
                 }),
                 ..Default::default()
@@ -124,6 +132,7 @@ pub fn decide_response(decision: &Decision, response: CheckResponse) -> DecideRe
         Some(HttpResponse::OkResponse(ok)) => pb::Verdict::Allow(Allow {
             set_headers: headers(ok.headers),
             remove_headers: ok.headers_to_remove,
+            response_headers: headers(ok.response_headers_to_add),
         }),
         Some(HttpResponse::DeniedResponse(denied)) => pb::Verdict::Deny(Deny {
             status: denied
@@ -160,6 +169,9 @@ fn headers(options: Vec<HeaderValueOption>) -> Vec<pb::Header> {
 pub fn invalidation(change: &Change) -> Invalidation {
     match change {
         Change::Revoked(event) => revoked(event),
+        // Every token of the subject, whenever issued: the filter forgets their decisions
+        // (nothing is revoked; the next request asks again).
+        Change::UserChanged(subject) => Invalidation::revoked(TargetKind::User, subject, u64::MAX),
         Change::Flush(reason) => Invalidation::flush_all(reason),
     }
 }

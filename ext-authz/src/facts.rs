@@ -57,6 +57,27 @@ pub struct HttpFacts<'a> {
     /// empty when Envoy sends none.
     pub body: &'a [u8],
     pub http: &'a HttpRequest,
+    /// Fast mode's header-phase `Decide` of a POST: the filter asks again with the body, so
+    /// `mcp_policy` is not decided now.
+    pub body_follows: bool,
+}
+
+impl HttpFacts<'_> {
+    /// A request header by lowercase name (the first copy), from either of Envoy's maps.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        if let Some(value) = self.http.headers.get(name) {
+            return Some(value);
+        }
+        self.http.header_map.as_ref().and_then(|map| {
+            map.headers.iter().find(|h| h.key == name).and_then(|h| {
+                if h.raw_value.is_empty() {
+                    Some(h.value.as_str())
+                } else {
+                    std::str::from_utf8(&h.raw_value).ok()
+                }
+            })
+        })
+    }
 }
 
 /// Everything a decision is made from.
@@ -103,6 +124,7 @@ impl<'a> RequestFacts<'a> {
                 path: &http.path,
                 body,
                 http,
+                body_follows: false,
             },
         })
     }

@@ -15,9 +15,11 @@
 //!   filter on a cache miss, and invalidations pushed to it.
 //! - [`serve()`] — everything together, with the gRPC health service.
 
+pub mod audit;
 pub mod decision;
 pub mod decisions;
 pub mod facts;
+pub mod mcp_policy;
 pub mod policy;
 pub mod reload;
 pub mod response;

@@ -23,14 +23,27 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    {
+        use tracing_subscriber::Layer as _;
+        use tracing_subscriber::layer::SubscriberExt as _;
+        use tracing_subscriber::util::SubscriberInitExt as _;
+        // Logs to stderr (RUST_LOG, default info); mcp_policy's audit lines to stdout, as
+        // bare JSON lines (mcp_auth_ext_authz::audit).
+        let logs = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            )
+            .with_filter(tracing_subscriber::filter::filter_fn(
+                mcp_auth_ext_authz::audit::is_not_audit,
+            ));
+        tracing_subscriber::registry()
+            .with(logs)
+            .with(mcp_auth_ext_authz::audit::layer(std::io::stdout))
+            .init();
+    }
 
     let config = match load_config(&args.config, &ProcessEnv) {
         Ok(config) => config,

@@ -130,6 +130,8 @@ pub struct ServiceRule {
     /// The service's own identity headers (`services[].identity_headers`), shared with every
     /// decision that allows a request (no copy per request).
     pub identity_headers: Arc<[(String, IdentityClaim)]>,
+    /// Scopes every request to the service needs (part of a step-up challenge's `scope`).
+    pub required_scopes: Vec<String>,
 }
 
 /// The allow-lists of a whole config.
@@ -153,6 +155,11 @@ impl AccessPolicy {
                         .identity_headers
                         .iter()
                         .map(|(name, claim)| (name.clone(), *claim))
+                        .collect(),
+                    required_scopes: service
+                        .required_scopes()
+                        .iter()
+                        .map(|s| s.as_str().to_owned())
                         .collect(),
                 };
                 (service.name.clone(), rule)

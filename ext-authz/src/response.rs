@@ -21,8 +21,9 @@ use envoy_types::pb::google::protobuf::{Struct, Value, value::Kind};
 use envoy_types::pb::google::rpc;
 use mcp_auth_gateway::config::IdentityHeaders;
 use mcp_auth_proto::handoff::HANDOFF_HEADER;
+use mcp_auth_proto::listing::VISIBILITY_HEADER;
 
-use crate::decision::{Decision, Forbidden, Identity, Unauthenticated, Verdict};
+use crate::decision::{Decision, Forbidden, Identity, Refusal, Unauthenticated, Verdict};
 use crate::policy::ListScope;
 
 /// Key of the dynamic metadata entry (under Envoy's ext_authz filter namespace) holding
@@ -51,6 +52,10 @@ pub fn check_response(
         Verdict::Forbidden(forbidden) => (
             tonic::Code::PermissionDenied,
             HttpResponse::DeniedResponse(forbidden_response(forbidden)),
+        ),
+        Verdict::Refused(refusal) => (
+            tonic::Code::PermissionDenied,
+            HttpResponse::DeniedResponse(refused(refusal)),
         ),
     };
     CheckResponse {
@@ -119,10 +124,100 @@ fn allowed(identity: &Identity, names: &IdentityHeaders, reserved: &[&str]) -> O
             headers_to_remove.push(name);
         }
     }
+    // What the caller may see of listings travels on the response, for the filter, which
+    // removes it before the client sees it.
+    let response_headers_to_add = identity
+        .visibility
+        .iter()
+        .map(|value| header(VISIBILITY_HEADER, value))
+        .collect();
     OkHttpResponse {
         headers,
         headers_to_remove,
+        response_headers_to_add,
         ..Default::default()
+    }
+}
+
+/// A JSON-RPC 2.0 error response with `id` (raw JSON, `null` when there is none).
+fn json_rpc_error(id: Option<&str>, code: i64, message: &str) -> String {
+    let id = id
+        .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw).ok())
+        .unwrap_or(serde_json::Value::Null);
+    serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": { "code": code, "message": message },
+    })
+    .to_string()
+}
+
+fn refused(refusal: &Refusal) -> DeniedHttpResponse {
+    let json = vec![
+        header("content-type", "application/json"),
+        header("cache-control", "no-store"),
+    ];
+    match refusal {
+        Refusal::BadRequest {
+            status,
+            code,
+            message,
+        } => {
+            let status = match status {
+                413 => HttpStatusCode::PayloadTooLarge,
+                415 => HttpStatusCode::UnsupportedMediaType,
+                _ => HttpStatusCode::BadRequest,
+            };
+            denied(status, json, json_rpc_error(None, *code, message))
+        }
+        Refusal::InsufficientScope {
+            scopes,
+            resource_metadata,
+            method,
+            name,
+        } => {
+            let scope = scopes.join(" ");
+            let description = format!(
+                "{} needs the scope {scope}",
+                operation(method, name.as_deref())
+            );
+            // Scope tokens (RFC 6749 §3.3 NQCHAR) and the validated metadata URL need no
+            // escaping inside quoted strings; the description is ours.
+            let mut challenge = format!(
+                "Bearer error=\"insufficient_scope\", scope=\"{scope}\", error_description=\"{}\"",
+                description.replace(['"', '\\'], "")
+            );
+            if !resource_metadata.contains(['"', '\\']) {
+                challenge.push_str(&format!(", resource_metadata=\"{resource_metadata}\""));
+            }
+            let mut headers = json;
+            headers.push(header("www-authenticate", &challenge));
+            denied(
+                HttpStatusCode::Forbidden,
+                headers,
+                json_error("insufficient_scope", &description),
+            )
+        }
+        Refusal::Denied { id, method, name } => denied(
+            HttpStatusCode::Forbidden,
+            json,
+            json_rpc_error(
+                id.as_deref(),
+                mcp_auth_proto::mcp::error_code::FORBIDDEN,
+                &format!(
+                    "{} is not allowed for you",
+                    operation(method, name.as_deref())
+                ),
+            ),
+        ),
+    }
+}
+
+/// `tools/call get-env`, or the method alone.
+fn operation(method: &str, name: Option<&str>) -> String {
+    match name {
+        Some(name) => format!("{method} {name}"),
+        None => method.to_owned(),
     }
 }
 
@@ -178,7 +273,6 @@ fn forbidden_response(forbidden: &Forbidden) -> DeniedHttpResponse {
             list: ListScope::Service,
             ..
         } => "you are not allowed to use this service",
-        Forbidden::RequestPolicy(text) => text.as_str(),
     };
     denied(
         HttpStatusCode::Forbidden,

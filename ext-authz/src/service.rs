@@ -46,14 +46,30 @@ impl AuthorizationService {
 
     /// Decides `check` now. Public so benchmarks and tests can call it without gRPC.
     pub fn decide(&self, check: &CheckRequest) -> Result<(Decision, CheckResponse), CheckError> {
+        self.decide_phase(check, false)
+    }
+
+    /// [`AuthorizationService::decide`]; `body_follows`: fast mode's header-phase decision
+    /// of a POST, whose body is decided by a second call.
+    pub fn decide_phase(
+        &self,
+        check: &CheckRequest,
+        body_follows: bool,
+    ) -> Result<(Decision, CheckResponse), CheckError> {
         let view = self.shared.view(Instant::now())?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_err(|_| CheckError::Clock)?
             .as_secs();
-        let facts = RequestFacts::from_check(check);
+        let facts = RequestFacts::from_check(check).map(|mut facts| {
+            facts.request.body_follows = body_follows;
+            facts
+        });
         let decision = decide(facts.as_ref(), &view, now);
         log(&decision, facts.as_ref().ok());
+        if let (Some(audit), Ok(facts)) = (&decision.audit, facts.as_ref()) {
+            crate::audit::record(audit, facts, now);
+        }
         let response = check_response(
             &decision,
             &view.settings.identity_headers,
@@ -94,6 +110,10 @@ fn log(decision: &Decision, facts: Option<&RequestFacts<'_>>) {
         }
         Verdict::Forbidden(forbidden) => {
             tracing::info!(service, subject, token_id, ?forbidden, "refused: forbidden");
+        }
+        // The audit line says why.
+        Verdict::Refused(_) => {
+            tracing::debug!(service, subject, token_id, "refused by mcp_policy");
         }
     }
 }

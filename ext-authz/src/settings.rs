@@ -6,6 +6,7 @@ use mcp_auth_gateway::GatewayConfig;
 use mcp_auth_gateway::config::IdentityHeaders;
 use mcp_auth_proto::handoff::RESERVED_PREFIX;
 
+use crate::mcp_policy::McpPolicy;
 use crate::policy::AccessPolicy;
 
 /// Why a config cannot drive ext_authz although the gateway crate accepted it.
@@ -21,6 +22,10 @@ pub struct Settings {
     /// Bumped at every successful reload, so a cached decision can tell it is stale.
     pub generation: u64,
     pub access: AccessPolicy,
+    /// `mcp_policy`, compiled.
+    pub mcp_policy: McpPolicy,
+    /// `mcp_policy.max_body_bytes`.
+    pub max_body_bytes: usize,
     pub identity_headers: IdentityHeaders,
     /// Request headers no MCP server may receive from a client
     /// ([`GatewayConfig::stripped_request_headers`]).
@@ -74,6 +79,8 @@ impl Settings {
         Ok(Self {
             generation,
             access: AccessPolicy::from_config(config),
+            mcp_policy: McpPolicy::from_config(config),
+            max_body_bytes: usize::try_from(config.mcp_policy.max_body_bytes).unwrap_or(usize::MAX),
             identity_headers: headers.clone(),
             stripped_headers: config.stripped_request_headers(),
             clock_leeway: config.filter.clock_leeway.as_secs(),

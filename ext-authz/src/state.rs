@@ -151,6 +151,8 @@ pub struct View {
 pub enum Change {
     /// One more revocation.
     Revoked(RevocationEvent),
+    /// A user record changed (a login): decisions about this subject are void.
+    UserChanged(String),
     /// Anything else: a config reload, a resync that found what events had not said.
     Flush(&'static str),
 }
@@ -260,6 +262,17 @@ impl Shared {
     pub fn apply(&self, event: &RevocationEvent) {
         self.update(|snapshot| snapshot.revocations.insert(event));
         self.announce(Change::Revoked(event.clone()));
+    }
+
+    /// Applies a user record written at a login (new orgs and teams count at once).
+    pub fn apply_user(&self, record: UserRecord) {
+        let subject = record.subject.clone();
+        self.update(|snapshot| {
+            snapshot
+                .users
+                .insert(record.subject.clone(), record.clone());
+        });
+        self.announce(Change::UserChanged(subject));
     }
 
     /// Drops revocations that expired at `now` (copying the snapshot only when one did).

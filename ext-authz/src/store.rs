@@ -111,7 +111,8 @@ impl Store {
             .await?;
         let mut pubsub = timed(self.client.get_async_pubsub()).await?;
         let channel = self.keys.revocation_channel();
-        timed(pubsub.subscribe(&channel)).await?;
+        let users = self.keys.user_channel();
+        timed(pubsub.subscribe(&[&channel, &users])).await?;
         let (mut sink, mut events) = pubsub.split();
 
         self.resync(&mut conn).await?;
@@ -125,7 +126,11 @@ impl Store {
                 message = events.next() => {
                     let message = message.ok_or(StoreError::SubscriptionClosed)?;
                     self.shared.mark_contact(Instant::now());
-                    self.apply(message.get_payload_bytes());
+                    if message.get_channel_name() == users {
+                        self.apply_user(message.get_payload_bytes());
+                    } else {
+                        self.apply(message.get_payload_bytes());
+                    }
                 }
                 tick = ticks.tick() => {
                     redis::cmd("PING").query_async::<redis::Value>(&mut conn).await?;
@@ -158,6 +163,16 @@ impl Store {
         self.shared.install(snapshot);
         self.shared.mark_contact(Instant::now());
         Ok(())
+    }
+
+    fn apply_user(&self, payload: &[u8]) {
+        match serde_json::from_slice::<UserRecord>(payload) {
+            Ok(record) => {
+                tracing::debug!(subject = %record.subject, "user record received");
+                self.shared.apply_user(record);
+            }
+            Err(error) => tracing::warn!(%error, "ignoring malformed user event"),
+        }
     }
 
     fn apply(&self, payload: &[u8]) {

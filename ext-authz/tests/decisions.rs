@@ -31,6 +31,7 @@ fn decide_request(token: &Token) -> DecideRequest {
         method: "POST".into(),
         path: "/svc/mcp".into(),
         host: "gateway".into(),
+        ..Default::default()
     }
 }
 

@@ -6,7 +6,11 @@
 //! - bad request (two headers, token in the query): `400`, `error="invalid_request"`;
 //! - too few scopes: `403`, `error="insufficient_scope"` and every scope the route needs;
 //! - disallowed `Origin`, route without policy: `403 access_denied`, no challenge;
-//! - no keys yet, or (fast mode) no answer from ext_authz: `503 temporarily_unavailable`.
+//! - no keys yet, or (fast mode) no answer from ext_authz: `503 temporarily_unavailable`;
+//! - (fast mode) a POST body over `mcp_policy.max_body_bytes`: `413` with a JSON-RPC error,
+//!   as ext_authz answers bodies it cannot decide on;
+//! - a list result too large to filter: its body becomes a JSON-RPC error (never shown
+//!   unfiltered).
 
 use mcp_auth_proto::oauth_error::{ErrorCode, ErrorResponse};
 
@@ -202,3 +206,36 @@ fn body(code: ErrorCode, description: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// A JSON-RPC 2.0 error without an id (the request's was not read).
+fn json_rpc_error(code: i64, message: &str) -> String {
+    serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {"code": code, "message": message}})
+        .to_string()
+}
+
+/// Fast mode: a POST body larger than `mcp_policy.max_body_bytes`.
+pub fn body_too_large(limit: usize) -> Denial {
+    Denial {
+        status: 413,
+        www_authenticate: None,
+        retry_after: None,
+        body: json_rpc_error(
+            mcp_auth_proto::mcp::error_code::INVALID_REQUEST,
+            &format!("the request body is over the gateway's limit of {limit} bytes"),
+        ),
+    }
+}
+
+/// A list result the filter could not filter (too large): never shown unfiltered. Its
+/// status is already sent, so only the body replaces it.
+pub fn list_unfilterable() -> Denial {
+    Denial {
+        status: 502,
+        www_authenticate: None,
+        retry_after: None,
+        body: json_rpc_error(
+            -32603,
+            "the MCP server's list result is too large for the gateway to filter",
+        ),
+    }
+}

@@ -48,6 +48,8 @@ pub struct Decisions {
     pub upstream: String,
     pub timeout_ms: u64,
     pub stream_loss_grace_ms: u64,
+    /// Largest POST body read for `mcp_policy`.
+    pub max_body_bytes: usize,
 }
 
 /// One protected route, with what its answers need precomputed.
@@ -131,6 +133,7 @@ impl Config {
                     upstream: String::from_utf8(encoded).unwrap_or(source.cluster),
                     timeout_ms: source.timeout_ms,
                     stream_loss_grace_ms: source.stream_loss_grace_ms,
+                    max_body_bytes: usize::try_from(source.max_body_bytes).unwrap_or(usize::MAX),
                 })
             }
         };

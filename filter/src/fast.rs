@@ -1,7 +1,7 @@
 //! Fast mode's per-worker state, with no host calls: the decisions ext_authz gave, and
 //! what the invalidation stream says about them (`mcp_auth_proto::decisions`).
 //!
-//! - A decision is cached per token (hash) and route, for the validity ext_authz gave it,
+//! - A decision is cached per token (hash), route and operations, for the validity ext_authz gave it,
 //!   and only while the invalidation stream is up: otherwise a revocation could be missed.
 //! - A decision that was asked for before an invalidation arrived and answered after it is
 //!   used for its own request but not cached ([`FastPath::epoch`]).
@@ -20,8 +20,9 @@ use mcp_auth_proto::decisions::{
 use crate::cache::{TokenCache, TokenHash};
 use crate::verify::VerifiedToken;
 
-/// A cached decision: the key of its token and route.
-pub type DecisionKey = (TokenHash, u32);
+/// A cached decision: the key of its token, route and the request's operations (the hash of
+/// [`mcp_auth_proto::mcp::Operations::cache_key`]; of `""` for a request without a body).
+pub type DecisionKey = (TokenHash, u32, TokenHash);
 
 /// One cached decision and the token facts invalidations are matched against.
 struct CachedDecision {

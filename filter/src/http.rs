@@ -4,15 +4,27 @@
 //! ([`HANDOFF_HEADER`]) with the verified claims (RS-15): a replace drops every client-sent
 //! copy first, and it is the only host call the filter makes besides its four reads. The
 //! `Authorization` header is left in place: ext_authz, the next filter, re-checks revocation
-//! with the token's `jti` and then removes both the bearer token and the hand-off header
-//! before the request reaches the MCP server.
+//! with the token's `jti`, decides `mcp_policy` on the body, and then removes both the bearer
+//! token and the hand-off header before the request reaches the MCP server.
 //!
-//! Fast mode ([`crate::fast`]): the filter applies ext_authz's decision itself, from its cache
-//! or, on a miss, from a `Decide` call made while the request waits. An allow removes the
-//! bearer token and sets the identity headers, exactly as ext_authz's `CheckResponse` would
-//! (the reserved `x-mcp-auth*` headers are stripped natively before this filter, by the
-//! gateway's `header_mutation` filter); a deny is answered with ext_authz's status, headers
-//! and body.
+//! Fast mode ([`crate::fast`]): the filter applies ext_authz's decisions itself, from its
+//! cache or, on a miss, from a `Decide` call made while the request waits. Two of them:
+//! - on the headers, the token on this route (revocation, allow-lists): an allow removes the
+//!   bearer token and sets the identity headers, exactly as ext_authz's `CheckResponse`
+//!   would (the reserved `x-mcp-auth*` headers are stripped natively before this filter);
+//! - on the whole body of a POST, its JSON-RPC operations (`mcp_policy`), cached per token,
+//!   route and operations. Meanwhile the gateway's buffer filter, after this one, holds the
+//!   request (headers included) until its body is complete, so nothing reaches the MCP
+//!   server before this decision. (Envoy's wasm host pauses every later callback, body
+//!   included, when the header phase pauses; and request headers can no longer be read or
+//!   changed once that phase is over: everything the body decision needs is read first.)
+//!
+//! A deny is answered with ext_authz's status, headers and body.
+//!
+//! Listings ([`crate::listing`]): when ext_authz says something is hidden from the caller
+//! ([`VISIBILITY_HEADER`] on the response in per-request mode, the `Decide` answer in fast
+//! mode), `*/list` results are filtered as they stream back; the header never reaches the
+//! client.
 //!
 //! Header values are read as bytes: the SDK's `String` getters panic on non-UTF-8 values,
 //! which a client controls.
@@ -26,25 +38,61 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
-use mcp_auth_proto::decisions::{DECIDE, DecideRequest, DecideResponse, SERVICE, Verdict};
+use mcp_auth_proto::decisions::{
+    DECIDE, DecideRequest, DecideResponse, Header, POLICY_HEADERS, SERVICE, Verdict,
+};
 use mcp_auth_proto::handoff::{HANDOFF_HEADER, RESERVED_PREFIX};
+use mcp_auth_proto::listing::{VISIBILITY_HEADER, Visibility};
 
+use crate::cache::TokenHash;
 use crate::challenge::{self, Denial};
-use crate::config::Decisions;
 use crate::fast::DecisionKey;
+use crate::listing::{Framing, ListFilter, framing};
 use crate::verify::VerifiedToken;
 use crate::worker::{Admitted, RequestFacts, Worker};
+
+/// Longest SSE event (or JSON list result) the listing filter holds while filtering.
+const MAX_LIST_BYTES: usize = 8 << 20;
 
 /// One request's context.
 pub struct FilterRequest {
     worker: Option<Rc<Worker>>,
     /// Fast mode: the `Decide` this request waits for.
     pending: Option<PendingDecision>,
+    /// Fast mode: the admitted request, what a `Decide` sends of it, and whether its body
+    /// is still to be decided.
+    fast_request: Option<FastRequest>,
+    /// Fast mode: what the allow said listings hide ([`VISIBILITY_HEADER`]).
+    visibility: Option<String>,
+    /// The response's list filter, when something is hidden and the response may list.
+    listing: Option<(Framing, ListFilter)>,
+}
+
+/// What fast mode keeps of a request between its header and body phases.
+struct FastRequest {
+    admitted: Admitted,
+    method: String,
+    path: String,
+    host: String,
+    /// [`POLICY_HEADERS`] the request has.
+    headers: Vec<Header>,
+    /// A POST with a body: decided again once the body is whole.
+    body_follows: bool,
+}
+
+/// Which decision a `Decide` answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Headers,
+    Body,
 }
 
 struct PendingDecision {
     call: u32,
-    key: DecisionKey,
+    phase: Phase,
+    /// `None`: the answer is for this request only (its body could not be read as
+    /// operations), never cached.
+    key: Option<DecisionKey>,
     token: Rc<VerifiedToken>,
     /// [`crate::fast::FastPath::epoch`] when the call was made.
     epoch: u64,
@@ -55,6 +103,9 @@ impl FilterRequest {
         Self {
             worker,
             pending: None,
+            fast_request: None,
+            visibility: None,
+            listing: None,
         }
     }
 
@@ -73,39 +124,79 @@ impl FilterRequest {
         Action::Pause
     }
 
-    /// Fast mode: the cached decision, or a `Decide` call while the request waits.
+    fn header_string(&self, name: &str) -> Option<String> {
+        self.get_http_request_header_bytes(name)
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+    }
+
+    /// Fast mode, header phase: reads what both decisions need, then decides the token.
+    fn start_fast(&mut self, worker: &Worker, admitted: Admitted, end_of_stream: bool) -> Action {
+        let method = self.header_string(":method").unwrap_or_default();
+        let body_follows = !end_of_stream && method == "POST";
+        let headers = if method == "POST" {
+            POLICY_HEADERS
+                .iter()
+                .filter_map(|name| {
+                    self.header_string(name).map(|value| Header {
+                        name: (*name).to_owned(),
+                        value,
+                    })
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        self.fast_request = Some(FastRequest {
+            admitted,
+            method,
+            path: self.header_string(":path").unwrap_or_default(),
+            host: self.header_string(":authority").unwrap_or_default(),
+            headers,
+            body_follows,
+        });
+        self.decide_fast(worker, Phase::Headers, Vec::new(), Some(TokenHash::of("")))
+    }
+
+    /// Fast mode: the cached decision, or a `Decide` call while the request waits. `body` is
+    /// the whole body of a POST (body phase); `operations` the hash of its operations,
+    /// `None` when it is not readable as JSON-RPC (ext_authz then answers, nothing cached).
     fn decide_fast(
         &mut self,
         worker: &Worker,
-        decisions: &Decisions,
-        admitted: &Admitted,
-        now_ms: u64,
+        phase: Phase,
+        body: Vec<u8>,
+        operations: Option<TokenHash>,
     ) -> Action {
-        let Some(fast) = worker.fast.as_ref() else {
+        let (Some(fast), Some(decisions), Some(request)) = (
+            worker.fast.as_ref(),
+            worker.config.decisions.as_ref(),
+            self.fast_request.as_ref(),
+        ) else {
             return self.deny(&challenge::not_configured());
         };
-        let key = (admitted.token_hash, admitted.route.ordinal);
-        let cached = fast.borrow().lookup(&key, now_ms);
+        let admitted = &request.admitted;
+        let now_ms = self.now_ms();
+        let key = operations.map(|ops| (admitted.token_hash, admitted.route.ordinal, ops));
+        let cached = key.and_then(|key| fast.borrow().lookup(&key, now_ms));
         if let Some(verdict) = cached {
-            return self.apply(&verdict);
+            return self.apply(&verdict, phase);
         }
-        let header = |name| {
-            self.get_http_request_header_bytes(name)
-                .map(|v| String::from_utf8_lossy(&v).into_owned())
-                .unwrap_or_default()
-        };
-        let request = DecideRequest {
+        let decide = DecideRequest {
             handoff: admitted.handoff_value(),
-            method: header(":method"),
-            path: header(":path"),
-            host: header(":authority"),
+            method: request.method.clone(),
+            path: request.path.clone(),
+            host: request.host.clone(),
+            headers: request.headers.clone(),
+            body,
+            body_follows: phase == Phase::Headers && request.body_follows,
         };
+        let token = Rc::clone(&admitted.token);
         let call = hostcalls::dispatch_grpc_call(
             &decisions.upstream,
             SERVICE,
             DECIDE,
             Vec::new(),
-            Some(&request.encode_to_vec()),
+            Some(&decide.encode_to_vec()),
             Duration::from_millis(decisions.timeout_ms),
         );
         match call {
@@ -115,8 +206,9 @@ impl FilterRequest {
                 }
                 self.pending = Some(PendingDecision {
                     call,
+                    phase,
                     key,
-                    token: Rc::clone(&admitted.token),
+                    token,
                     epoch: fast.borrow().epoch(),
                 });
                 Action::Pause
@@ -129,19 +221,48 @@ impl FilterRequest {
         }
     }
 
-    /// Applies ext_authz's verdict to the request.
-    fn apply(&self, verdict: &Verdict) -> Action {
+    /// Fast mode, body phase: the POST's body has arrived whole; decide on its operations.
+    fn decide_on_body(&mut self, body_size: usize) -> Action {
+        let Some(worker) = self.worker.clone() else {
+            return self.deny(&challenge::not_configured());
+        };
+        let body = self.get_http_request_body(0, body_size).unwrap_or_default();
+        // The headers policy reads are part of the key: the same body with headers that
+        // contradict it (or another content type) is decided anew.
+        let operations = mcp_auth_proto::mcp::operations(&body).ok().map(|ops| {
+            let mut key = ops.cache_key();
+            for header in self.fast_request.iter().flat_map(|r| &r.headers) {
+                key.push('\u{1d}');
+                key.push_str(&header.name);
+                key.push('=');
+                key.push_str(&header.value);
+            }
+            TokenHash::of(&key)
+        });
+        self.decide_fast(&worker, Phase::Body, body, operations)
+    }
+
+    /// Applies ext_authz's verdict to the request. Request headers change only in the
+    /// header phase; a body-phase allow only lets the request go on.
+    fn apply(&mut self, verdict: &Verdict, phase: Phase) -> Action {
         match verdict {
             Verdict::Allow(allow) => {
-                // The reserved `x-mcp-auth*` namespace was emptied before this filter ran
-                // (the gateway's header-mutation filter): one host call fewer per name.
-                for name in &allow.remove_headers {
-                    if !name.starts_with(RESERVED_PREFIX) {
-                        self.set_http_request_header(name, None);
+                self.visibility = allow
+                    .response_headers
+                    .iter()
+                    .find(|h| h.name == VISIBILITY_HEADER)
+                    .map(|h| h.value.clone());
+                if phase == Phase::Headers {
+                    // The reserved `x-mcp-auth*` namespace was emptied before this filter ran
+                    // (the gateway's header-mutation filter): one host call fewer per name.
+                    for name in &allow.remove_headers {
+                        if !name.starts_with(RESERVED_PREFIX) {
+                            self.set_http_request_header(name, None);
+                        }
                     }
-                }
-                for header in &allow.set_headers {
-                    self.set_http_request_header(&header.name, Some(&header.value));
+                    for header in &allow.set_headers {
+                        self.set_http_request_header(&header.name, Some(&header.value));
+                    }
                 }
                 Action::Continue
             }
@@ -178,10 +299,13 @@ impl Context for FilterRequest {
             return;
         };
         let verdict = Rc::new(verdict);
-        if let Some(fast) = self.worker.as_ref().and_then(|w| w.fast.as_ref()) {
+        if let (Some(fast), Some(key)) = (
+            self.worker.as_ref().and_then(|w| w.fast.as_ref()),
+            pending.key,
+        ) {
             let now = self.now_ms();
             fast.borrow_mut().remember(
-                pending.key,
+                key,
                 pending.token,
                 Rc::clone(&verdict),
                 valid_for_ms,
@@ -189,14 +313,14 @@ impl Context for FilterRequest {
                 now,
             );
         }
-        if self.apply(&verdict) == Action::Continue {
+        if self.apply(&verdict, pending.phase) == Action::Continue {
             self.resume_http_request();
         }
     }
 }
 
 impl HttpContext for FilterRequest {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let Some(worker) = self.worker.clone() else {
             return self.deny(&challenge::not_configured());
         };
@@ -216,7 +340,7 @@ impl HttpContext for FilterRequest {
         let now_ms = self.now_ms();
         match worker.decide(&facts, now_ms / 1_000) {
             Ok(admitted) => match &worker.config.decisions {
-                Some(decisions) => self.decide_fast(&worker, decisions, &admitted, now_ms),
+                Some(_) => self.start_fast(&worker, admitted, end_of_stream),
                 None => {
                     self.set_http_request_header(HANDOFF_HEADER, Some(&admitted.handoff_value()));
                     Action::Continue
@@ -225,6 +349,108 @@ impl HttpContext for FilterRequest {
             Err(refused) => {
                 debug!("refused with {}: {}", refused.denial.status, refused.reason);
                 self.deny(&refused.denial)
+            }
+        }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !self.fast_request.as_ref().is_some_and(|r| r.body_follows) {
+            return Action::Continue;
+        }
+        let limit = self
+            .worker
+            .as_ref()
+            .and_then(|w| w.config.decisions.as_ref())
+            .map_or(0, |d| d.max_body_bytes);
+        if body_size > limit {
+            self.fast_request = None;
+            return self.deny(&challenge::body_too_large(limit));
+        }
+        if !end_of_stream {
+            // This filter keeps the chunks until the body is whole.
+            return Action::Pause;
+        }
+        if let Some(request) = self.fast_request.as_mut() {
+            request.body_follows = false;
+        }
+        self.decide_on_body(body_size)
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let fast_mode = self
+            .worker
+            .as_ref()
+            .is_some_and(|w| w.config.decisions.is_some());
+        let value = if fast_mode {
+            self.visibility.take().map(String::into_bytes)
+        } else {
+            let value = self.get_http_response_header_bytes(VISIBILITY_HEADER);
+            if value.is_some() {
+                self.set_http_response_header(VISIBILITY_HEADER, None);
+            }
+            value
+        };
+        let Some(value) = value else {
+            return Action::Continue;
+        };
+        if end_of_stream {
+            return Action::Continue;
+        }
+        let Some(framing) = self
+            .get_http_response_header_bytes("content-type")
+            .and_then(|ct| framing(&ct))
+        else {
+            return Action::Continue;
+        };
+        // Unreadable: hide everything rather than guess.
+        let visibility = Visibility::decode(&value).unwrap_or_else(Visibility::nothing);
+        if visibility.shows_everything() {
+            return Action::Continue;
+        }
+        // The body may shrink. (The headers go on now: a paused header phase would hold the
+        // body back from this filter too.)
+        self.set_http_response_header("content-length", None);
+        self.listing = Some((
+            framing,
+            ListFilter::new(framing, visibility, MAX_LIST_BYTES),
+        ));
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let json = match &self.listing {
+            Some((framing, _)) => *framing == Framing::Json,
+            None => return Action::Continue,
+        };
+        if json && !end_of_stream {
+            return Action::Pause;
+        }
+        let chunk = self
+            .get_http_response_body(0, body_size)
+            .unwrap_or_default();
+        let Some((_, listing)) = self.listing.as_mut() else {
+            return Action::Continue;
+        };
+        match listing.push(&chunk, end_of_stream) {
+            Ok(out) => {
+                if out != chunk {
+                    self.set_http_response_body(0, body_size, &out);
+                }
+                Action::Continue
+            }
+            Err(error) => {
+                log::warn!("cannot filter a list result: {error}");
+                self.listing = None;
+                if json {
+                    // The status is sent already: the body becomes a JSON-RPC error.
+                    let denial = challenge::list_unfilterable();
+                    self.set_http_response_body(0, body_size, denial.body.as_bytes());
+                } else {
+                    // End the stream here rather than pass the rest unfiltered.
+                    self.set_http_response_body(0, body_size, b"");
+                    let _ = hostcalls::reset_http_response();
+                }
+                Action::Continue
             }
         }
     }

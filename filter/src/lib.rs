@@ -13,6 +13,7 @@ pub mod config;
 pub mod fast;
 mod http;
 pub mod jwks;
+pub mod listing;
 mod root;
 pub mod schedule;
 pub mod verify;

@@ -50,6 +50,9 @@ pub struct GatewayConfig {
     pub access: AccessList,
     /// The protected MCP services.
     pub services: Vec<Service>,
+    /// Who may call which tool, prompt and resource ([`crate::mcp_policy`]).
+    #[serde(default)]
+    pub mcp_policy: crate::mcp_policy::McpPolicy,
 }
 
 /// Envoy's client-facing listener.

@@ -33,10 +33,10 @@ const CORS_ALLOW_HEADERS: &str = "authorization, content-type, accept, last-even
 const CORS_EXPOSE_HEADERS: &str = "mcp-session-id, mcp-protocol-version, www-authenticate";
 /// Name of the buffer filter that bounds request bodies on the authserver's routes.
 pub const AUTHSERVER_BODY_FILTER_NAME: &str = "mcp_auth.authserver_body_limit";
+/// Name of the buffer filter that holds fast-mode requests until their body is complete.
+pub const POLICY_BODY_FILTER_NAME: &str = "mcp_auth.policy_body";
 /// Name of the ext_authz filter in the HTTP filter chain.
 pub const EXT_AUTHZ_FILTER_NAME: &str = "envoy.filters.http.ext_authz";
-/// Bytes of the request body ext_authz sees (MCP method and tool policy reads JSON-RPC).
-const EXT_AUTHZ_MAX_BODY_BYTES: u32 = 64 * 1024;
 
 /// What the bootstrap needs besides the gateway config.
 #[derive(Debug, Clone)]
@@ -81,6 +81,7 @@ struct Context {
     ext_authz_max_body_bytes: u32,
     authserver_cluster: &'static str,
     authserver_body_filter_name: &'static str,
+    policy_body_filter_name: &'static str,
     authserver_max_body_bytes: usize,
     authserver_routes: Vec<PathContext>,
     virtual_hosts: Vec<VirtualHostContext>,
@@ -171,9 +172,10 @@ pub fn render(config: &GatewayConfig, options: &RenderOptions) -> Result<String,
         filter_config_json: serde_json::to_string(&filter_config(config))?,
         ext_authz_cluster: EXT_AUTHZ_CLUSTER,
         ext_authz_timeout: seconds(config.ext_authz.timeout),
-        ext_authz_max_body_bytes: EXT_AUTHZ_MAX_BODY_BYTES,
+        ext_authz_max_body_bytes: config.mcp_policy.max_body_bytes,
         authserver_cluster: AUTHSERVER_CLUSTER,
         authserver_body_filter_name: AUTHSERVER_BODY_FILTER_NAME,
+        policy_body_filter_name: POLICY_BODY_FILTER_NAME,
         authserver_max_body_bytes: paths::AUTHSERVER_MAX_BODY_BYTES,
         authserver_routes: authserver_routes(config),
         virtual_hosts: virtual_hosts(config),

@@ -38,6 +38,7 @@ pub fn filter_config(config: &GatewayConfig) -> FilterConfig {
             cluster: EXT_AUTHZ_CLUSTER.to_owned(),
             timeout_ms: millis(config.ext_authz.timeout),
             stream_loss_grace_ms: millis(config.ext_authz.stream_loss_grace),
+            max_body_bytes: config.mcp_policy.max_body_bytes,
         }),
     }
 }

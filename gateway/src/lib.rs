@@ -11,6 +11,7 @@ pub mod endpoint;
 pub mod env;
 pub mod envoy;
 pub mod filter_config;
+pub mod mcp_policy;
 pub mod redis_client;
 pub mod service;
 pub mod shutdown;

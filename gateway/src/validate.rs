@@ -88,7 +88,84 @@ pub(crate) fn validate(mut config: GatewayConfig) -> Result<GatewayConfig, Confi
             ));
         }
     }
+    validate_mcp_policy(&config)?;
     Ok(config)
+}
+
+fn validate_mcp_policy(config: &GatewayConfig) -> Result<(), ConfigError> {
+    use crate::mcp_policy::{ANY, KNOWN_METHODS, MAX_BODY_BYTES_LIMIT};
+    let policy = &config.mcp_policy;
+    if !(1024..=MAX_BODY_BYTES_LIMIT).contains(&policy.max_body_bytes) {
+        return Err(invalid(
+            "mcp_policy.max_body_bytes",
+            format!("must be between 1024 and {MAX_BODY_BYTES_LIMIT}"),
+        ));
+    }
+    for (i, rule) in policy.rules.iter().enumerate() {
+        let at = |field: &str| format!("mcp_policy.rules[{i}].{field}");
+        for (field, list) in [
+            ("services", &rule.services),
+            ("methods", &rule.methods),
+            ("names", &rule.names),
+        ] {
+            if list.is_empty() {
+                return Err(invalid(at(field), "must not be empty (omit it for \"*\")"));
+            }
+            if let Some(j) = list.iter().position(|entry| entry.trim().is_empty()) {
+                return Err(invalid(format!("{}[{j}]", at(field)), "must not be empty"));
+            }
+        }
+        for (j, service) in rule.services.iter().enumerate() {
+            if service != ANY && config.service(service).is_none() {
+                return Err(invalid(
+                    format!("{}[{j}]", at("services")),
+                    format!("{service:?} is not an enabled service"),
+                ));
+            }
+        }
+        for (j, method) in rule.methods.iter().enumerate() {
+            let known = method == ANY
+                || KNOWN_METHODS.contains(&method.as_str())
+                || method.starts_with("notifications/");
+            if !known {
+                return Err(invalid(
+                    format!("{}[{j}]", at("methods")),
+                    format!("{method:?} is not an MCP method (or \"*\")"),
+                ));
+            }
+        }
+        let names_something = rule.names.iter().any(|n| n != ANY);
+        let unnamed = rule
+            .methods
+            .iter()
+            .position(|m| m != ANY && mcp_auth_proto::mcp::name_param(m).is_none());
+        if let (true, Some(j)) = (names_something, unnamed) {
+            return Err(invalid(
+                format!("{}[{j}]", at("methods")),
+                "names apply only to tools/call, prompts/get and resources/read|subscribe|unsubscribe",
+            ));
+        }
+        if let Some(allow) = &rule.allow {
+            validate_access(&at("allow"), allow)?;
+        }
+        for (j, scope) in rule.scopes.iter().enumerate() {
+            let lacking = config
+                .services
+                .iter()
+                .find(|s| rule.covers_service(&s.name) && !s.scopes.contains(scope));
+            if let Some(service) = lacking {
+                return Err(invalid(
+                    format!("{}[{j}]", at("scopes")),
+                    format!(
+                        "{:?} is not among the scopes of service {:?}, so no client could obtain it",
+                        scope.as_str(),
+                        service.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn validate_issuer(issuer: &Url) -> Result<(), ConfigError> {

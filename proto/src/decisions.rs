@@ -31,7 +31,21 @@ pub struct DecideRequest {
     pub path: String,
     #[prost(string, tag = "4")]
     pub host: String,
+    /// The request headers `mcp_policy` reads ([`POLICY_HEADERS`]).
+    #[prost(message, repeated, tag = "5")]
+    pub headers: Vec<Header>,
+    /// The whole body of a POST (at most `mcp_policy.max_body_bytes`), for `mcp_policy`.
+    #[prost(bytes = "vec", tag = "6")]
+    pub body: Vec<u8>,
+    /// A POST whose body the filter decides in a second `Decide`: decide the token on the
+    /// route alone (revocation, allow-lists), not `mcp_policy`.
+    #[prost(bool, tag = "7")]
+    pub body_follows: bool,
 }
+
+/// The request headers the filter sends with a `Decide` (and ext_authz reads for
+/// `mcp_policy`).
+pub const POLICY_HEADERS: [&str; 3] = ["content-type", "mcp-method", "mcp-name"];
 
 #[derive(Clone, PartialEq, Eq, prost::Message)]
 pub struct DecideResponse {
@@ -66,6 +80,9 @@ pub struct Allow {
     pub set_headers: Vec<Header>,
     #[prost(string, repeated, tag = "2")]
     pub remove_headers: Vec<String>,
+    /// Added to the response before the filter reads it ([`crate::listing::VISIBILITY_HEADER`]).
+    #[prost(message, repeated, tag = "3")]
+    pub response_headers: Vec<Header>,
 }
 
 /// Answer the request with this response.

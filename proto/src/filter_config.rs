@@ -39,6 +39,14 @@ pub struct DecisionSource {
     pub timeout_ms: u64,
     /// How long cached decisions still count after the invalidation stream is lost.
     pub stream_loss_grace_ms: u64,
+    /// A POST body is read whole (at most this many bytes, else 413) and sent with the
+    /// `Decide`, for `mcp_policy`; decisions are cached per token, route and operations.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: u32,
+}
+
+fn default_max_body_bytes() -> u32 {
+    1 << 20
 }
 
 /// Where and how often the JWKS is fetched (`dispatch_http_call`).

@@ -9,6 +9,8 @@ pub mod decisions;
 pub mod filter_config;
 pub mod handoff;
 pub mod headers;
+pub mod listing;
+pub mod mcp;
 pub mod metadata;
 pub mod oauth_error;
 pub mod paths;

@@ -68,6 +68,11 @@ impl KeySpace {
     pub fn rate_limit(&self, bucket: &str, client: &str) -> String {
         format!("{}ratelimit:{bucket}:{client}", self.prefix)
     }
+    /// Pub/sub channel on which every user record is published as it is written (a login):
+    /// ext_authz's allow-lists and `mcp_policy` see new orgs and teams at once.
+    pub fn user_channel(&self) -> String {
+        format!("{}events:users", self.prefix)
+    }
     /// Pub/sub channel on which every revocation is published as it is written.
     pub fn revocation_channel(&self) -> String {
         format!("{}events:revocations", self.prefix)

@@ -165,4 +165,5 @@ async def main(args):
         await (run_v2(url, refresh_after) if V2 else run_v1(url, refresh_after))
 
 
-asyncio.run(main(sys.argv[1:]))
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1:]))

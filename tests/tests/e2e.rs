@@ -14,3 +14,6 @@ mod filter;
 
 #[path = "e2e/edge.rs"]
 mod edge;
+
+#[path = "e2e/policy.rs"]
+mod policy;

@@ -5,10 +5,12 @@
 //! ([`scenarios`]). All server-side processes (Envoys, authserver, ext_authz, Redis) are
 //! pinned to CPU 0 and wrk to CPU 1. Scenarios run interleaved, round after round, and each
 //! round's ratios to plain Envoy are taken within the round. It is a benchmark, not a test:
-//! nothing fails on a number, only on a scenario that does not answer 200.
+//! nothing fails on a number, only on a scenario that does not answer 200 (or, for the
+//! `mcp_policy` scenarios, whose policy is not in force: [`policy::check`]).
 
 mod control;
 mod forge;
+mod policy;
 mod procstat;
 mod report;
 mod scenarios;
@@ -78,6 +80,15 @@ fn describe(kind: Kind) -> &'static str {
         Kind::FilterUncached { .. } => "+ our filter, cache off: a signature per request",
         Kind::FullChainPerRequest => "+ our filter + ext_authz per request",
         Kind::FullChainFast => "+ our filter asking ext_authz on a cache miss (fast mode)",
+        Kind::EmptyWasmCall => "a ~1 KiB tools/call, + a no-op proxy-wasm filter",
+        Kind::PolicyCallFast => {
+            "the same tools/call decided by mcp_policy (4 rules), fast mode, cached"
+        }
+        Kind::PlainList => "a tools/list answered with 50 tools (one SSE event), plain Envoy",
+        Kind::EmptyWasmList => "the same 50-tool list, + a no-op proxy-wasm filter",
+        Kind::PolicyListFiltered => {
+            "the same list through the fast chain, 10 tools hidden by mcp_policy"
+        }
         Kind::SeedVerify => "the seed's Python verify endpoint alone (RS256 + Redis), no proxy",
     }
 }
@@ -176,6 +187,8 @@ struct Running {
     cpu_us: Vec<f64>,
     vs_plain: Vec<f64>,
     vs_empty: Vec<f64>,
+    /// Per-round ratio to [`Kind::anchor`], when the scenario has one.
+    vs_anchor: Vec<f64>,
 }
 
 /// What one bench run is made of.
@@ -207,7 +220,8 @@ async fn measure(setup: &Setup<'_>) -> Result<Report> {
     let now = unix_now();
     let forged = forge::tokens(plane.issuer(), plane.resource()?, now)?;
     let dir = tempfile::tempdir()?;
-    let mut missing_seed = None;
+    // Scenarios that could not be measured, with the reason.
+    let mut missing: Vec<(String, String)> = Vec::new();
 
     let mut kinds = vec![
         Kind::Plain,
@@ -217,6 +231,11 @@ async fn measure(setup: &Setup<'_>) -> Result<Report> {
         Kind::FilterOnly,
         Kind::FullChainPerRequest,
         Kind::FullChainFast,
+        Kind::EmptyWasmCall,
+        Kind::PolicyCallFast,
+        Kind::PlainList,
+        Kind::EmptyWasmList,
+        Kind::PolicyListFiltered,
     ];
     kinds.extend(
         forge::ALGS
@@ -224,13 +243,20 @@ async fn measure(setup: &Setup<'_>) -> Result<Report> {
             .map(|(_, alg)| Kind::FilterUncached { alg }),
     );
     if !only.is_empty() {
+        let chosen = |k: &Kind| only.iter().any(|o| *o == k.name());
+        let anchors: Vec<Kind> = kinds
+            .iter()
+            .filter(|k| chosen(k))
+            .flat_map(|k| k.anchors().iter().copied())
+            .collect();
         kinds.retain(|k| {
-            matches!(k, Kind::Plain | Kind::EmptyWasm) || only.iter().any(|o| *o == k.name())
+            matches!(k, Kind::Plain | Kind::EmptyWasm) || chosen(k) || anchors.contains(k)
         });
     }
     let inputs = scenarios::Inputs {
         rendered_fast: &plane.rendered_fast,
         rendered: &plane.rendered,
+        rendered_policy_fast: &plane.rendered_policy_fast,
         noop_wasm,
         issuer: plane.issuer(),
         resource: plane.resource()?,
@@ -255,9 +281,33 @@ async fn measure(setup: &Setup<'_>) -> Result<Report> {
             _ => session.access_token.clone(),
         };
         let script = dir.path().join(format!("{}.lua", kind.name()));
-        std::fs::write(&script, wrk::script(Some(&format!("Bearer {token}"))))?;
+        let body = kind.workload().request_body();
+        std::fs::write(
+            &script,
+            wrk::script(Some(&format!("Bearer {token}")), &body),
+        )?;
         let url = plane.mcp_url(&envoy);
-        check_answers(&url, &token, &envoy, kind).await?;
+        let ready = async {
+            check_answers(&url, &token, &body, &envoy, kind).await?;
+            if let Some(expect) = expectation(kind) {
+                policy::check(&url, &token, expect).await.with_context(|| {
+                    format!("scenario {}\nEnvoy log:\n{}", kind.name(), envoy.log())
+                })?;
+            }
+            anyhow::Ok(())
+        };
+        if let Err(err) = ready.await {
+            // A policy scenario that misbehaves is reported as not measured rather than
+            // ending the run: the other scenarios still count.
+            if expectation(kind).is_none() {
+                return Err(err);
+            }
+            eprintln!("{} is not measured: {err:#}", kind.name());
+            let reason = format!("{err:#}");
+            let first = reason.lines().next().unwrap_or_default().to_owned();
+            missing.push((kind.name(), first));
+            continue;
+        }
         running.push(Running {
             kind,
             server: Server::Envoy { envoy, _side: side },
@@ -269,6 +319,7 @@ async fn measure(setup: &Setup<'_>) -> Result<Report> {
             cpu_us: Vec::new(),
             vs_plain: Vec::new(),
             vs_empty: Vec::new(),
+            vs_anchor: Vec::new(),
         });
     }
 
@@ -278,7 +329,7 @@ async fn measure(setup: &Setup<'_>) -> Result<Report> {
                 let script = dir.path().join("seed_verify.lua");
                 std::fs::write(
                     &script,
-                    wrk::script(Some(&format!("Bearer {}", seed.token))),
+                    wrk::script(Some(&format!("Bearer {}", seed.token)), wrk::LIST_BODY),
                 )?;
                 running.push(Running {
                     kind: Kind::SeedVerify,
@@ -291,9 +342,10 @@ async fn measure(setup: &Setup<'_>) -> Result<Report> {
                     cpu_us: Vec::new(),
                     vs_plain: Vec::new(),
                     vs_empty: Vec::new(),
+                    vs_anchor: Vec::new(),
                 });
             }
-            Err(err) => missing_seed = Some(format!("{err:#}")),
+            Err(err) => missing.push(("seed_verify".into(), format!("{err:#}"))),
         }
     }
 
@@ -344,10 +396,17 @@ async fn measure(setup: &Setup<'_>) -> Result<Report> {
             rps_of(Kind::Plain).unwrap_or(f64::NAN),
             rps_of(Kind::EmptyWasm).unwrap_or(f64::NAN),
         );
-        for scenario in &mut running {
+        let anchors: Vec<Option<f64>> = running
+            .iter()
+            .map(|s| s.kind.anchor().and_then(rps_of))
+            .collect();
+        for (scenario, anchor) in running.iter_mut().zip(anchors) {
             let rps = scenario.rps.last().copied().unwrap_or(f64::NAN);
             scenario.vs_plain.push(rps / plain);
             scenario.vs_empty.push(rps / empty);
+            if let Some(anchor) = anchor {
+                scenario.vs_anchor.push(rps / anchor);
+            }
         }
     }
 
@@ -404,6 +463,10 @@ async fn measure(setup: &Setup<'_>) -> Result<Report> {
             cpu_per_req_us: median(&mut scenario.cpu_us),
             vs_plain: median(&mut scenario.vs_plain),
             vs_empty_wasm: median(&mut scenario.vs_empty),
+            anchor: scenario
+                .kind
+                .anchor()
+                .map(|anchor| (anchor.name(), median(&mut scenario.vs_anchor))),
         });
     }
     report.memory.push((
@@ -415,9 +478,7 @@ async fn measure(setup: &Setup<'_>) -> Result<Report> {
         procstat::rss_bytes(plane.authserver.pid())?,
     ));
     report.wasm_bytes = std::fs::metadata(filter_wasm)?.len();
-    if let Some(reason) = missing_seed {
-        report.missing.push(("seed_verify", reason));
-    }
+    report.missing = missing;
     drop(running);
     drop(plane);
     if only.is_empty() {
@@ -453,7 +514,13 @@ fn moderate_load(running: &[Running], plan: &Plan) -> Result<Vec<(String, f64, f
         .filter(|s| {
             matches!(
                 s.kind,
-                Kind::Plain | Kind::FilterOnly | Kind::FullChainPerRequest | Kind::FullChainFast
+                Kind::Plain
+                    | Kind::FilterOnly
+                    | Kind::FullChainPerRequest
+                    | Kind::FullChainFast
+                    | Kind::PlainList
+                    | Kind::EmptyWasmList
+                    | Kind::PolicyListFiltered
             )
         })
         .collect();
@@ -481,15 +548,35 @@ fn moderate_load(running: &[Running], plan: &Plan) -> Result<Vec<(String, f64, f
         .collect())
 }
 
-/// A scenario must let the token through (200); anything else would measure a refusal.
-async fn check_answers(url: &str, token: &str, envoy: &Envoy, kind: Kind) -> Result<()> {
+/// What [`policy::check`] must find at a scenario before it is measured.
+fn expectation(kind: Kind) -> Option<policy::Expect> {
+    match kind {
+        Kind::PolicyCallFast => Some(policy::Expect::PolicyDecidesCalls),
+        Kind::PlainList | Kind::EmptyWasmList => Some(policy::Expect::WholeList),
+        Kind::PolicyListFiltered => Some(policy::Expect::FilteredList),
+        _ => None,
+    }
+}
+
+/// A scenario must let the token and its request `body` through (200); anything else
+/// would measure a refusal.
+async fn check_answers(
+    url: &str,
+    token: &str,
+    body: &str,
+    envoy: &Envoy,
+    kind: Kind,
+) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let response = reqwest::Client::new()
+        let response = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?
             .post(url)
             .bearer_auth(token)
             .header("content-type", "application/json")
-            .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+            .header("accept", "application/json, text/event-stream")
+            .body(body.to_owned())
             .send()
             .await?;
         let status = response.status();

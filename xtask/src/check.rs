@@ -69,6 +69,18 @@ pub fn test(tools: &Tools) -> Result<()> {
         step("envoy --mode validate", &mut || {
             validate_all(&root, &tools.envoy_bin()?, &wasm_path)
         });
+        step("kubernetes/istio manifests", &mut || {
+            crate::manifests::validate_manifests(tools, Some((&tools.envoy_bin()?, &wasm_path)))
+        });
+        // The compose test (tests/tests/compose.rs) runs these images.
+        step("container images", &mut || {
+            crate::images::build(
+                tools,
+                &crate::images::ImagesOptions {
+                    tag: "latest".into(),
+                },
+            )
+        });
         step("cargo test (unit + end-to-end)", &mut || {
             let mut command = cargo(&["test", "--workspace", "--no-fail-fast"]);
             command.envs(tools.test_env(&wasm_path)?);

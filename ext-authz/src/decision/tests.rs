@@ -5,7 +5,7 @@ use mcp_auth_gateway::GatewayConfig;
 use mcp_auth_proto::store::{RevocationEvent, RevocationTarget, UserRecord};
 
 use super::*;
-use crate::facts::TokenFacts;
+use crate::facts::{HttpFacts, TokenFacts};
 use crate::settings::Settings;
 use crate::state::StoreSnapshot;
 
@@ -69,6 +69,7 @@ fn facts<'a>(http: &'a HttpRequest, service: &'a str) -> RequestFacts<'a> {
             path: &http.path,
             body: b"",
             http,
+            body_follows: false,
         },
     }
 }
@@ -114,11 +115,13 @@ fn valid_token_on_open_service_is_allowed_with_identity() {
                 client_id: "client-1".into(),
                 scopes: "mcp".into(),
                 service_headers: Default::default(),
+                visibility: None,
             }),
             // Bounded by the resync interval, not the token's remaining 530 s.
             valid_for: Duration::from_secs(60),
             keys: Some(keys()),
             config_generation: 7,
+            audit: None,
         }
     );
 }
@@ -142,6 +145,7 @@ fn missing_handoff_is_forbidden_and_never_cached() {
             valid_for: Duration::ZERO,
             keys: None,
             config_generation: 7,
+            audit: None,
         }
     );
 }
@@ -356,15 +360,222 @@ fn team_only_service_needs_a_user_record_with_the_team() {
             client_id: "client-1".into(),
             scopes: "mcp".into(),
             service_headers: Default::default(),
+            visibility: None,
+        })
+    );
+}
+
+/// A view whose config has this `mcp_policy` (YAML lines) and `svc` offers `mcp:read
+/// mcp:write` (`mcp` would imply `mcp:write`), requiring `mcp:read`.
+fn policy_view(policy: &str, store: StoreSnapshot) -> View {
+    let config = GatewayConfig::from_yaml(&format!(
+        "issuer: http://127.0.0.1:8080\n\
+         access: {{ users: ['*'] }}\n\
+         services:\n\
+         \x20 - name: svc\n    upstream: {{ url: http://127.0.0.1:3001/mcp }}\n    scopes: ['mcp:read', 'mcp:write']\n    required_scopes: ['mcp:read']\n\
+         mcp_policy:\n{policy}"
+    ))
+    .unwrap();
+    View {
+        settings: Arc::new(Settings::from_config(&config, 7).unwrap()),
+        store: Arc::new(store),
+    }
+}
+
+const POLICY: &str = "  rules:\n\
+    \x20   - { name: admins-env, services: [svc], methods: [tools/call], names: [get-env], allow: { teams: [acme/admins] } }\n\
+    \x20   - { name: writes, methods: [tools/call], names: ['write_*'], scopes: ['mcp:write'] }\n";
+
+fn post<'a>(http: &'a mut HttpRequest, body: &'a str, scope: &'a str) -> RequestFacts<'a> {
+    http.headers
+        .insert("content-type".into(), "application/json".into());
+    let mut f = facts(http, "svc");
+    f.request.body = body.as_bytes();
+    f.token.scope = scope.into();
+    f
+}
+
+fn admin_store() -> StoreSnapshot {
+    let mut store = StoreSnapshot::default();
+    store.users.insert(
+        "42".into(),
+        UserRecord {
+            subject: "42".into(),
+            login: "alice".into(),
+            orgs: vec![],
+            teams: vec!["acme/admins".into()],
+            updated_at: NOW,
+        },
+    );
+    store
+}
+
+const GET_ENV: &str =
+    r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"get-env"}}"#;
+
+#[test]
+fn a_tool_reserved_to_a_team_is_refused_to_others_with_a_json_rpc_error() {
+    let mut http = http();
+    let facts = post(&mut http, GET_ENV, "mcp");
+    let decision = decide(
+        Ok(&facts),
+        &policy_view(POLICY, StoreSnapshot::default()),
+        NOW,
+    );
+    assert_eq!(
+        decision.verdict,
+        Verdict::Refused(Refusal::Denied {
+            id: Some("5".into()),
+            method: "tools/call".into(),
+            name: Some("get-env".into()),
+        })
+    );
+    assert_eq!(decision.valid_for, Duration::ZERO);
+    let audit = decision.audit.unwrap();
+    assert_eq!(
+        (audit.decision, audit.rule.as_deref()),
+        ("deny", Some("admins-env"))
+    );
+
+    let decision = decide(Ok(&facts), &policy_view(POLICY, admin_store()), NOW);
+    assert!(
+        matches!(decision.verdict, Verdict::Allow(_)),
+        "{decision:?}"
+    );
+    assert_eq!(decision.audit.unwrap().decision, "allow");
+}
+
+#[test]
+fn a_tool_gated_by_scope_asks_for_every_scope_it_needs() {
+    let mut http = http();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"write_file"}}"#;
+    let facts = post(&mut http, body, "mcp:read");
+    let v = policy_view(POLICY, StoreSnapshot::default());
+    assert_eq!(
+        decide(Ok(&facts), &v, NOW).verdict,
+        Verdict::Refused(Refusal::InsufficientScope {
+            scopes: vec!["mcp:read".into(), "mcp:write".into()],
+            resource_metadata: METADATA.into(),
+            method: "tools/call".into(),
+            name: Some("write_file".into()),
+        })
+    );
+    let mut http = self::http();
+    let facts = post(&mut http, body, "mcp:read mcp:write");
+    assert!(matches!(
+        decide(Ok(&facts), &v, NOW).verdict,
+        Verdict::Allow(_)
+    ));
+}
+
+#[test]
+fn one_denied_element_refuses_the_whole_batch() {
+    let mut http = http();
+    let body = format!(r#"[{{"jsonrpc":"2.0","id":1,"method":"tools/list"}},{GET_ENV}]"#);
+    let facts = post(&mut http, &body, "mcp");
+    let verdict = decide(
+        Ok(&facts),
+        &policy_view(POLICY, StoreSnapshot::default()),
+        NOW,
+    )
+    .verdict;
+    assert_eq!(
+        verdict,
+        Verdict::Refused(Refusal::Denied {
+            id: None,
+            method: "tools/call".into(),
+            name: Some("get-env".into()),
         })
     );
 }
 
 #[test]
-fn request_policy_lets_everything_through_for_now() {
-    let http = http();
-    let v = anyone();
-    let facts = facts(&http, "svc");
-    let rule = v.settings.access.service("svc").unwrap();
-    assert_eq!(request_policy(&facts.request, rule), Ok(()));
+fn bodies_policy_cannot_read_are_refused_never_passed() {
+    let v = policy_view(POLICY, StoreSnapshot::default());
+    let refusal = |body: &str, content_type: Option<&str>, extra: &[(&str, &str)]| {
+        let mut http = http();
+        for (k, val) in extra {
+            http.headers.insert((*k).into(), (*val).into());
+        }
+        let mut f = facts(&http, "svc");
+        f.request.body = body.as_bytes();
+        let _ = &mut f;
+        let mut http2 = http.clone();
+        if let Some(ct) = content_type {
+            http2.headers.insert("content-type".into(), ct.into());
+        }
+        let mut f = facts(&http2, "svc");
+        f.request.body = body.as_bytes();
+        match decide(Ok(&f), &v, NOW).verdict {
+            Verdict::Refused(Refusal::BadRequest { status, code, .. }) => (status, code),
+            other => panic!("{body}: {other:?}"),
+        }
+    };
+    let json = Some("application/json");
+    assert_eq!(refusal("{", json, &[]), (400, -32700));
+    assert_eq!(refusal("", json, &[]), (400, -32700));
+    assert_eq!(
+        refusal(
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#,
+            json,
+            &[]
+        ),
+        (400, -32602)
+    );
+    assert_eq!(refusal(GET_ENV, Some("text/plain"), &[]), (415, -32600));
+    assert_eq!(refusal(GET_ENV, None, &[]), (415, -32600));
+    assert_eq!(
+        refusal(GET_ENV, json, &[("x-envoy-auth-partial-body", "true")]),
+        (413, -32600)
+    );
+    assert_eq!(
+        refusal(
+            GET_ENV,
+            json,
+            &[("mcp-method", "tools/call"), ("mcp-name", "echo")]
+        ),
+        (400, -32020)
+    );
+}
+
+#[test]
+fn requests_without_a_body_and_open_policies_are_not_read() {
+    let v = policy_view(POLICY, StoreSnapshot::default());
+    let mut http = http();
+    http.method = "GET".into();
+    let decision = decide(Ok(&facts(&http, "svc")), &v, NOW);
+    assert!(matches!(decision.verdict, Verdict::Allow(_)));
+    assert_eq!(decision.audit, None);
+    // No policy at all: a body that is not even JSON passes (the MCP server answers it).
+    let http = self::http();
+    let mut f = facts(&http, "svc");
+    f.request.body = b"{";
+    assert!(matches!(
+        decide(Ok(&f), &anyone(), NOW).verdict,
+        Verdict::Allow(_)
+    ));
+}
+
+#[test]
+fn the_caller_learns_what_listings_hide_from_them() {
+    let v = policy_view(POLICY, StoreSnapshot::default());
+    let mut http = http();
+    http.method = "GET".into();
+    let Verdict::Allow(identity) = decide(Ok(&facts(&http, "svc")), &v, NOW).verdict else {
+        panic!("not allowed");
+    };
+    let visibility =
+        mcp_auth_proto::listing::Visibility::decode(identity.visibility.unwrap().as_bytes())
+            .unwrap();
+    use mcp_auth_proto::listing::ListKind;
+    assert!(!visibility.shows(ListKind::Tools, "get-env"));
+    // Gated by scope only: listed, so the client can call it and step up.
+    assert!(visibility.shows(ListKind::Tools, "write_file"));
+    assert!(visibility.shows(ListKind::Tools, "echo"));
+    assert!(visibility.shows(ListKind::Prompts, "get-env"));
+    let v = policy_view(POLICY, admin_store());
+    let Verdict::Allow(identity) = decide(Ok(&facts(&http, "svc")), &v, NOW).verdict else {
+        panic!("not allowed");
+    };
+    assert_eq!(identity.visibility, None, "an admin is shown everything");
 }

@@ -49,6 +49,7 @@ fn request(service: &str) -> DecideRequest {
         method: "POST".into(),
         path: "/svc/mcp".into(),
         host: "gateway".into(),
+        ..Default::default()
     }
 }
 

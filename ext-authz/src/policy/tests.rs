@@ -24,6 +24,7 @@ fn policy(global: AccessList, service: Option<AccessList>) -> AccessPolicy {
         access: service.as_ref().map(AccessRule::new),
         resource_metadata_url: String::new(),
         identity_headers: Default::default(),
+        required_scopes: Vec::new(),
     };
     AccessPolicy {
         global: AccessRule::new(&global),

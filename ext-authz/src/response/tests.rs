@@ -18,6 +18,7 @@ fn decision(verdict: Verdict) -> Decision {
             client_id: "c".into(),
         }),
         config_generation: 2,
+        audit: None,
     }
 }
 
@@ -28,6 +29,7 @@ fn identity(login: &str, scopes: &str) -> Identity {
         client_id: "c1".into(),
         scopes: scopes.into(),
         service_headers: Default::default(),
+        visibility: None,
     }
 }
 
@@ -152,7 +154,6 @@ fn forbidden_is_403_json_access_denied() {
             list: ListScope::Service,
             no_user_record: false,
         },
-        Forbidden::RequestPolicy("tool x is not allowed".into()),
     ] {
         let response = check_response(
             &decision(Verdict::Forbidden(forbidden.clone())),
@@ -229,4 +230,86 @@ fn a_service_gets_its_own_identity_headers_and_client_copies_of_stripped_ones_ar
         "a header we set is overwritten, not removed: {:?}",
         ok.headers_to_remove
     );
+}
+
+#[test]
+fn refusals_by_mcp_policy_answer_in_json_rpc_or_with_a_step_up_challenge() {
+    let denied = check_response(
+        &decision(Verdict::Refused(Refusal::Denied {
+            id: Some("5".into()),
+            method: "tools/call".into(),
+            name: Some("get-env".into()),
+        })),
+        &IdentityHeaders::default(),
+        &[],
+    );
+    let denied = denied_of(&denied);
+    assert_eq!(denied.status.as_ref().unwrap().code, 403);
+    let body: serde_json::Value = serde_json::from_str(&denied.body).unwrap();
+    assert_eq!(body["id"], 5);
+    assert_eq!(body["error"]["code"], -32003);
+    assert_eq!(
+        body["error"]["message"],
+        "tools/call get-env is not allowed for you"
+    );
+
+    let step_up = check_response(
+        &decision(Verdict::Refused(Refusal::InsufficientScope {
+            scopes: vec!["mcp".into(), "mcp:write".into()],
+            resource_metadata: "https://gw/.well-known/oauth-protected-resource/fs/mcp".into(),
+            method: "tools/call".into(),
+            name: Some("write_file".into()),
+        })),
+        &IdentityHeaders::default(),
+        &[],
+    );
+    let step_up = denied_of(&step_up);
+    assert_eq!(step_up.status.as_ref().unwrap().code, 403);
+    let challenge = header_value(&step_up.headers, "www-authenticate").unwrap();
+    assert!(
+        challenge.starts_with("Bearer error=\"insufficient_scope\", scope=\"mcp mcp:write\""),
+        "{challenge}"
+    );
+    assert!(
+        challenge.ends_with(
+            "resource_metadata=\"https://gw/.well-known/oauth-protected-resource/fs/mcp\""
+        ),
+        "{challenge}"
+    );
+
+    for (status, expected) in [(400, 400), (413, 413), (415, 415)] {
+        let bad = check_response(
+            &decision(Verdict::Refused(Refusal::BadRequest {
+                status,
+                code: -32020,
+                message: "mcp-name does not match the body".into(),
+            })),
+            &IdentityHeaders::default(),
+            &[],
+        );
+        let bad = denied_of(&bad);
+        assert_eq!(bad.status.as_ref().unwrap().code, expected);
+        let body: serde_json::Value = serde_json::from_str(&bad.body).unwrap();
+        assert_eq!(body["id"], serde_json::Value::Null);
+        assert_eq!(body["error"]["code"], -32020);
+    }
+}
+
+#[test]
+fn what_listings_hide_travels_on_the_response_for_the_filter() {
+    let mut caller = identity("alice", "mcp");
+    caller.visibility = Some("{\"k\":[]}".into());
+    let response = check_response(
+        &decision(Verdict::Allow(caller)),
+        &IdentityHeaders::default(),
+        &[],
+    );
+    let added = &ok(&response).response_headers_to_add;
+    assert_eq!(header_value(added, VISIBILITY_HEADER), Some("{\"k\":[]}"));
+    let response = check_response(
+        &decision(Verdict::Allow(identity("alice", "mcp"))),
+        &IdentityHeaders::default(),
+        &[],
+    );
+    assert!(ok(&response).response_headers_to_add.is_empty());
 }

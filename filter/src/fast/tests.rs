@@ -23,7 +23,7 @@ fn token(name: &str) -> Rc<VerifiedToken> {
 }
 
 fn key(name: &str, route: u32) -> DecisionKey {
-    (TokenHash::of(name), route)
+    (TokenHash::of(name), route, TokenHash::of(""))
 }
 
 fn allow() -> Rc<Verdict> {

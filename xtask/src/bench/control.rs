@@ -1,7 +1,10 @@
 //! The bench's control plane: Redis, the fake GitHub, the authserver and ext_authz as the
 //! release binaries (so their CPU and memory are their own), and one Envoy rendered from the
-//! bench gateway config, through which a real client obtains real tokens.
+//! bench gateway config, through which a real client obtains real tokens. A second ext_authz
+//! serves the same config plus an `mcp_policy` ([`super::policy::CONFIG`]) to the policy
+//! scenarios alone, so the other scenarios measure what they always did.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -15,6 +18,7 @@ use mcp_auth_e2e::poll;
 use mcp_auth_gateway::GatewayConfig;
 use mcp_auth_gateway::envoy::{RenderOptions, render};
 
+use super::policy;
 use super::scenarios::SERVICE;
 
 /// A child process killed on drop.
@@ -49,9 +53,13 @@ pub struct ControlPlane {
     pub rendered: String,
     /// The same config rendered with `ext_authz.mode: fast`.
     pub rendered_fast: String,
+    /// The config with the policy, in fast mode: its Envoys ask [`Self::policy_ext_authz`].
+    pub rendered_policy_fast: String,
     pub gateway: Envoy,
     pub authserver: Service,
     pub ext_authz: Service,
+    /// ext_authz reading the config with the policy (same Redis, keys and issuer).
+    pub policy_ext_authz: Service,
     pub redis: RedisServer,
     _github: FakeGitHub,
     _dir: tempfile::TempDir,
@@ -66,31 +74,34 @@ impl ControlPlane {
         github.sign_in(FakeUser::new(583231, "octocat"));
         let port = ReservedPort::new()?;
         let authserver_addr = free_port()?;
-        let ext_authz_addr = free_port()?;
-        let yaml = format!(
-            r#"issuer: http://127.0.0.1:{port}
-listener: {{ address: "127.0.0.1:{port}" }}
-admin: {{ address: "127.0.0.1:0" }}
-redis: {{ url: "{redis}", key_prefix: "bench:" }}
-authserver: {{ listen: "{authserver_addr}", keys_dir: "{keys}", rate_limit_per_minute: 0 }}
-ext_authz: {{ listen: "{ext_authz_addr}" }}
-access: {{ users: ["*"] }}
-services:
-  - name: {SERVICE}
-    upstream: {{ url: "http://127.0.0.1:9/mcp" }}
-"#,
-            port = port.port(),
-            redis = redis.url(),
-            keys = dir.path().join("keys").display(),
-        );
-        let config_path = dir.path().join("gateway.yaml");
-        std::fs::write(&config_path, &yaml)?;
+        let keys = dir.path().join("keys");
+        let yaml = |ext_authz: SocketAddr, extra: &str| {
+            bench_config(
+                &ConfigParams {
+                    port: port.port(),
+                    redis: &redis.url(),
+                    authserver: authserver_addr,
+                    ext_authz,
+                    keys: &keys,
+                },
+                extra,
+            )
+        };
         let env = github.env();
-        let config = GatewayConfig::load_with_env(&config_path, &env)?;
-        let spawn = |binary: &str| -> Result<Service> {
+        let write = |name: &str, yaml: String| -> Result<(PathBuf, GatewayConfig)> {
+            let path = dir.path().join(name);
+            std::fs::write(&path, yaml)?;
+            let config = GatewayConfig::load_with_env(&path, &env)
+                .with_context(|| format!("the bench config {name}"))?;
+            Ok((path, config))
+        };
+        let (config_path, config) = write("gateway.yaml", yaml(free_port()?, ""))?;
+        let (policy_path, policy_config) =
+            write("gateway-policy.yaml", yaml(free_port()?, policy::CONFIG))?;
+        let spawn = |binary: &str, config_path: &Path| -> Result<Service> {
             let child = Command::new(bin_dir.join(binary))
                 .arg("--config")
-                .arg(&config_path)
+                .arg(config_path)
                 .envs(&env)
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
@@ -99,8 +110,9 @@ services:
                 .with_context(|| format!("starting {}", bin_dir.join(binary).display()))?;
             Ok(Service { child })
         };
-        let authserver = spawn("mcp-auth-authserver")?;
-        let ext_authz = spawn("mcp-auth-ext-authz")?;
+        let authserver = spawn("mcp-auth-authserver", &config_path)?;
+        let ext_authz = spawn("mcp-auth-ext-authz", &config_path)?;
+        let policy_ext_authz = spawn("mcp-auth-ext-authz", &policy_path)?;
         let health = format!("http://{authserver_addr}/healthz");
         poll::until(
             "the authserver to serve",
@@ -116,19 +128,23 @@ services:
             access_log: false,
         };
         let rendered = render(&config, &options)?;
-        let rendered_fast = {
+        let render_fast = |config: &GatewayConfig| {
             let mut fast = config.clone();
             fast.ext_authz.mode = mcp_auth_gateway::config::ExtAuthzMode::Fast;
-            render(&fast, &options)?
+            render(&fast, &options)
         };
+        let rendered_fast = render_fast(&config)?;
+        let rendered_policy_fast = render_fast(&policy_config)?;
         let gateway = Envoy::start(&rendered, port).await?;
         let plane = Self {
             config,
             rendered,
             rendered_fast,
+            rendered_policy_fast,
             gateway,
             authserver,
             ext_authz,
+            policy_ext_authz,
             redis,
             _github: github,
             _dir: dir,
@@ -251,13 +267,46 @@ services:
         vec![
             self.authserver.pid(),
             self.ext_authz.pid(),
+            self.policy_ext_authz.pid(),
             self.redis.pid(),
         ]
     }
 }
 
+/// Where the bench gateway config puts things.
+struct ConfigParams<'a> {
+    port: u16,
+    redis: &'a str,
+    authserver: SocketAddr,
+    ext_authz: SocketAddr,
+    keys: &'a Path,
+}
+
+/// The bench gateway config: one service, everyone allowed; `extra` continues its
+/// `services:` list (and may add sections after it).
+fn bench_config(p: &ConfigParams<'_>, extra: &str) -> String {
+    format!(
+        r#"issuer: http://127.0.0.1:{port}
+listener: {{ address: "127.0.0.1:{port}" }}
+admin: {{ address: "127.0.0.1:0" }}
+redis: {{ url: "{redis}", key_prefix: "bench:" }}
+authserver: {{ listen: "{authserver}", keys_dir: "{keys}", rate_limit_per_minute: 0 }}
+ext_authz: {{ listen: "{ext_authz}" }}
+access: {{ users: ["*"] }}
+services:
+  - name: {SERVICE}
+    upstream: {{ url: "http://127.0.0.1:9/mcp" }}
+{extra}"#,
+        port = p.port,
+        redis = p.redis,
+        authserver = p.authserver,
+        ext_authz = p.ext_authz,
+        keys = p.keys.display(),
+    )
+}
+
 /// A loopback address free now (bound, then released).
-fn free_port() -> Result<std::net::SocketAddr> {
+fn free_port() -> Result<SocketAddr> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?)
 }
@@ -265,4 +314,83 @@ fn free_port() -> Result<std::net::SocketAddr> {
 /// `target/release` of the workspace at `root`.
 pub fn release_dir(root: &Path) -> PathBuf {
     root.join("target/release")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::bench::scenarios::{self, Inputs, Kind};
+
+    /// Both bench configs load (the policy one validated as ext_authz will), render in fast
+    /// mode, and give every scenario a bootstrap.
+    #[test]
+    fn the_bench_configs_load_and_every_scenario_has_a_bootstrap() {
+        let dir = tempfile::tempdir().unwrap();
+        let params = ConfigParams {
+            port: 10_000,
+            redis: "redis://127.0.0.1:6379",
+            authserver: "127.0.0.1:10001".parse().unwrap(),
+            ext_authz: "127.0.0.1:10002".parse().unwrap(),
+            keys: &dir.path().join("keys"),
+        };
+        let env: HashMap<String, String> = [
+            ("GITHUB_CLIENT_ID", "id"),
+            ("GITHUB_CLIENT_SECRET", "secret"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let options = RenderOptions {
+            wasm_path: "/filter.wasm".into(),
+            access_log: false,
+        };
+        let mut rendered = Vec::new();
+        for (name, extra) in [("plain.yaml", ""), ("policy.yaml", policy::CONFIG)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, bench_config(&params, extra)).unwrap();
+            let mut config = GatewayConfig::load_with_env(&path, &env).unwrap();
+            let per_request = render(&config, &options).unwrap();
+            config.ext_authz.mode = mcp_auth_gateway::config::ExtAuthzMode::Fast;
+            rendered.push((per_request, render(&config, &options).unwrap()));
+        }
+        let inputs = Inputs {
+            rendered: &rendered[0].0,
+            rendered_fast: &rendered[0].1,
+            rendered_policy_fast: &rendered[1].1,
+            noop_wasm: Path::new("/noop.wasm"),
+            issuer: "http://127.0.0.1:10000",
+            resource: "http://127.0.0.1:10000/everything/mcp",
+            jwks: "{}",
+            side_jwks: "{}",
+        };
+        for kind in [
+            Kind::Plain,
+            Kind::EmptyWasm,
+            Kind::FullChainFast,
+            Kind::EmptyWasmCall,
+            Kind::PolicyCallFast,
+            Kind::PlainList,
+            Kind::EmptyWasmList,
+            Kind::PolicyListFiltered,
+        ] {
+            let bootstrap = scenarios::bootstrap(kind, &inputs, 10_003, 10_004).unwrap();
+            let listed = bootstrap.contains("Bench tool");
+            assert_eq!(
+                listed,
+                kind.workload() == scenarios::Workload::List,
+                "{kind:?}"
+            );
+            let buffered = bootstrap.contains("mcp_auth.policy_body");
+            assert_eq!(
+                buffered,
+                matches!(
+                    kind,
+                    Kind::FullChainFast | Kind::PolicyCallFast | Kind::PolicyListFiltered
+                ),
+                "{kind:?}"
+            );
+        }
+    }
 }

@@ -1,6 +1,9 @@
 //! The bench's output: one table on stdout, `target/bench/results.json`, and
 //! `docs/benchmarks.md` with its chart `docs/benchmarks.svg`.
 
+mod ceiling;
+mod goals;
+
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -21,6 +24,9 @@ pub struct Summary {
     pub vs_plain: f64,
     /// Median of the per-round ratios to the empty wasm filter.
     pub vs_empty_wasm: f64,
+    /// The anchor of the scenario's own workload and the median of the per-round ratios
+    /// to it.
+    pub anchor: Option<(String, f64)>,
 }
 
 /// Everything one `cargo xtask bench` measured.
@@ -30,7 +36,7 @@ pub struct Report {
     pub mode: &'static str,
     pub scenarios: Vec<Summary>,
     /// Scenarios the suite names but could not run, with the reason.
-    pub missing: Vec<(&'static str, String)>,
+    pub missing: Vec<(String, String)>,
     pub revocation_propagation_ms: Vec<f64>,
     pub token_exchange_rps: Option<f64>,
     pub token_refresh_rps: Option<f64>,
@@ -66,21 +72,25 @@ impl Report {
     pub fn json(&self) -> Value {
         let mut scenarios = serde_json::Map::new();
         for s in &self.scenarios {
-            scenarios.insert(
-                s.name.clone(),
-                json!({
-                    "rps": s.rps.round(),
-                    "p50_ms": round3(s.p50_ms),
-                    "p99_ms": round3(s.p99_ms),
-                    "cpu_per_req_us": round3(s.cpu_per_req_us),
-                    "runs": s.runs,
-                    "ratio_to_plain_envoy": round3(s.vs_plain),
-                    "ratio_to_empty_wasm": round3(s.vs_empty_wasm),
-                }),
-            );
+            let mut entry = json!({
+                "rps": s.rps.round(),
+                "p50_ms": round3(s.p50_ms),
+                "p99_ms": round3(s.p99_ms),
+                "cpu_per_req_us": round3(s.cpu_per_req_us),
+                "server_cpu_busy": round3(s.busy()),
+                "runs": s.runs,
+                "ratio_to_plain_envoy": round3(s.vs_plain),
+                "ratio_to_empty_wasm": round3(s.vs_empty_wasm),
+            });
+            if let Some((anchor, ratio)) = &s.anchor {
+                entry["anchor"] = json!(anchor);
+                entry["ratio_to_anchor"] = json!(round3(*ratio));
+            }
+            scenarios.insert(s.name.clone(), entry);
         }
+        let ceiling = self.load_ceiling();
         for (name, reason) in &self.missing {
-            scenarios.insert((*name).to_owned(), json!({"missing": reason}));
+            scenarios.insert(name.clone(), json!({"missing": reason}));
         }
         let mut revocation = self.revocation_propagation_ms.clone();
         json!({
@@ -96,6 +106,12 @@ impl Report {
             "moderate_load": self.moderate_load.iter().map(|(name, p50, p99)| {
                 (name.clone(), json!({"p50_ms": round3(*p50), "p99_ms": round3(*p99)}))
             }).collect::<serde_json::Map<_, _>>(),
+            "load_generator_bound": {
+                "bound": ceiling.is_some(),
+                "ceiling_rps": ceiling.map(|c| c.rps.round()),
+                "busiest_server_cpu": ceiling.map(|c| round3(c.busiest)),
+            },
+            "goals": self.goals_json(),
         })
     }
 
@@ -128,12 +144,16 @@ impl Report {
     /// The derived figures the issues ask for, one per line.
     pub fn findings(&self) -> String {
         let mut out = String::new();
+        if let Some(line) = self.ceiling_finding() {
+            let _ = writeln!(out, "{line}");
+        }
         let ratio =
             |a: &str, b: &str| -> Option<f64> { Some(self.find(a)?.rps / self.find(b)?.rps) };
-        if let Some(r) = self.find("filter_only").map(|s| s.vs_empty_wasm) {
+        if let Some(v) = self.filter_vs_empty() {
             let _ = writeln!(
                 out,
-                "- Our filter, valid cached token ÷ empty wasm filter: **{r:.2}×** (goal ≥ 0.95×)."
+                "- Our filter, valid cached token ÷ empty wasm filter: {} (goal ≥ 0.95×).",
+                v.describe()
             );
         }
         if let Some(r) = ratio("filter_only", "jwt_authn_native") {
@@ -165,11 +185,11 @@ impl Report {
                 );
             }
         }
-        if let Some(fast) = self.find("full_chain_fast") {
+        if let (Some(fast), Some(v)) = (self.find("full_chain_fast"), self.fast_vs_empty()) {
             let _ = writeln!(
                 out,
-                "- Whole chain in fast mode (ext_authz asked on a cache miss only) ÷ Envoy with an empty wasm filter: **{:.2}×** (goal ≥ 0.9×); ÷ plain Envoy: **{:.2}×**; ÷ the chain per request: **{:.2}×**.",
-                fast.vs_empty_wasm,
+                "- Whole chain in fast mode (ext_authz asked on a cache miss only) ÷ Envoy with an empty wasm filter: {} (goal ≥ 0.9×); ÷ plain Envoy: **{:.2}×**; ÷ the chain per request: **{:.2}×**.",
+                v.describe(),
                 fast.vs_plain,
                 ratio("full_chain_fast", "full_chain_per_request").unwrap_or(f64::NAN)
             );
@@ -183,6 +203,7 @@ impl Report {
                 );
             }
         }
+        self.policy_findings(&mut out);
         if let Some(seed) = self.find("seed_verify") {
             let _ = writeln!(
                 out,
@@ -211,11 +232,10 @@ impl Report {
             .iter()
             .find(|(name, ..)| name == "plain_envoy");
         if let Some((_, plain_p50, plain_p99)) = plain_moderate {
-            for (name, p50, p99) in self
-                .moderate_load
-                .iter()
-                .filter(|(n, ..)| n != "plain_envoy")
-            {
+            // The list scenarios have their own baseline (policy findings).
+            for (name, p50, p99) in self.moderate_load.iter().filter(|(n, ..)| {
+                n != "plain_envoy" && Self::moderate_baseline(n).0 == "plain_envoy"
+            }) {
                 let _ = writeln!(
                     out,
                     "- At moderate load (4 connections), `{name}` adds {:.3} ms at p50 and **{:.3} ms at p99** over plain Envoy (goal ≤ 0.5 ms at p99).",
@@ -268,7 +288,8 @@ impl Report {
              pinned with every server-side process to CPU 0; wrk (`-t2 -c64`, POST with a small JSON-RPC body) \
              pinned to CPU 1; loopback only; scenarios interleaved round by round, ratios taken within \
              each round, medians reported. Every scenario answers the MCP route with a direct 200, so \
-             only the filters differ. The machine is shared and noisy: compare ratios, not absolute numbers.\n\n\
+             only the filters differ; the `mcp_policy` scenarios send a ~1 KiB `tools/call` or are \
+             answered with a 50-tool list, and are compared with the anchors of the same request. The machine is shared and noisy: compare ratios, not absolute numbers.\n\n\
              ![requests per second relative to plain Envoy](benchmarks.svg)\n\n{table}\n{findings}",
             mode = self.mode,
             machine = self.machine,
@@ -299,7 +320,11 @@ impl Report {
             let y = top + (bar_h + gap) * i as f64;
             let len = (s.vs_plain / max * width).max(1.0);
             let colour = match s.name.as_str() {
-                "plain_envoy" | "empty_wasm" => "#9e9e9e",
+                "plain_envoy"
+                | "empty_wasm"
+                | "empty_wasm_tools_call"
+                | "plain_envoy_list"
+                | "empty_wasm_list" => "#9e9e9e",
                 n if n.starts_with("jwt_authn") => "#f39c12",
                 _ => "#2e86c1",
             };
@@ -340,6 +365,7 @@ mod tests {
             cpu_per_req_us: 50.0,
             vs_plain,
             vs_empty_wasm: 1.0,
+            anchor: None,
         }
     }
 
@@ -356,7 +382,7 @@ mod tests {
             machine: "m".into(),
             mode: "quick",
             scenarios: vec![summary("plain_envoy", 100.0, 1.0)],
-            missing: vec![("full_chain_fast", "not built".into())],
+            missing: vec![("full_chain_fast".into(), "not built".into())],
             revocation_propagation_ms: vec![30.0, 10.0, 20.0],
             token_refresh_rps: Some(5000.4),
             ..Default::default()

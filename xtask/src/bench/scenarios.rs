@@ -2,6 +2,8 @@
 //! renders for the bench's gateway config (same listener and HTTP connection manager
 //! settings), answers the MCP route with a direct `200` instead of an upstream, and keeps
 //! only the HTTP filters it measures — so the scenarios differ in their filters alone.
+//! Those of one [`Workload`] send the same request and get the same answer; a policy
+//! scenario is compared with the anchors of its own workload.
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -10,6 +12,8 @@ use serde_json::{Value, json};
 const CORS: &str = "envoy.filters.http.cors";
 const TOKEN_FILTER: &str = "mcp_auth.token_filter";
 const STRIP_RESERVED: &str = "mcp_auth.strip_reserved_headers";
+/// Fast mode's buffer filter: holds a POST until its body is whole, for the body decision.
+const POLICY_BODY: &str = "mcp_auth.policy_body";
 const EXT_AUTHZ: &str = "envoy.filters.http.ext_authz";
 const ROUTER: &str = "envoy.filters.http.router";
 /// The bench's one MCP service (its Envoy route name).
@@ -37,6 +41,17 @@ pub enum Kind {
     /// The fast mode: CORS and our token filter, which asks ext_authz
     /// (`mcp_auth.v1.Decisions`) only on a cache miss and follows its invalidation stream.
     FullChainFast,
+    /// The no-op wasm filter, on the policy call's request ([`Workload::PolicyCall`]).
+    EmptyWasmCall,
+    /// The fast chain under `mcp_policy` deciding a ~1 KiB `tools/call` by its body (the
+    /// decision cached per token, route and operations).
+    PolicyCallFast,
+    /// Plain Envoy answering `tools/list` with 50 tools ([`Workload::List`]).
+    PlainList,
+    /// The no-op wasm filter on the same list.
+    EmptyWasmList,
+    /// The fast chain under `mcp_policy` filtering the 50-tool answer for the caller.
+    PolicyListFiltered,
     /// Not an Envoy: the seed gateway's verify endpoint alone ([`super::seed`]).
     SeedVerify,
 }
@@ -52,7 +67,61 @@ impl Kind {
             Kind::FilterUncached { alg } => format!("filter_uncached_{}", alg.to_lowercase()),
             Kind::FullChainPerRequest => "full_chain_per_request".into(),
             Kind::FullChainFast => "full_chain_fast".into(),
+            Kind::EmptyWasmCall => "empty_wasm_tools_call".into(),
+            Kind::PolicyCallFast => "policy_call_fast".into(),
+            Kind::PlainList => "plain_envoy_list".into(),
+            Kind::EmptyWasmList => "empty_wasm_list".into(),
+            Kind::PolicyListFiltered => "policy_list_filtered".into(),
             Kind::SeedVerify => "seed_verify".into(),
+        }
+    }
+
+    /// What the scenario is sent and answers.
+    pub fn workload(self) -> Workload {
+        match self {
+            Kind::EmptyWasmCall | Kind::PolicyCallFast => Workload::PolicyCall,
+            Kind::PlainList | Kind::EmptyWasmList | Kind::PolicyListFiltered => Workload::List,
+            _ => Workload::Small,
+        }
+    }
+
+    /// The scenario its per-round ratio is taken to, when it is not plain Envoy or the
+    /// empty wasm filter: the anchor of the same workload.
+    pub fn anchor(self) -> Option<Kind> {
+        match self {
+            Kind::PolicyCallFast => Some(Kind::EmptyWasmCall),
+            Kind::PolicyListFiltered => Some(Kind::PlainList),
+            _ => None,
+        }
+    }
+
+    /// Scenarios that run whenever this one does (`--only`): its workload's anchors.
+    pub fn anchors(self) -> &'static [Kind] {
+        match self {
+            Kind::PolicyCallFast => &[Kind::EmptyWasmCall],
+            Kind::PolicyListFiltered => &[Kind::PlainList, Kind::EmptyWasmList],
+            _ => &[],
+        }
+    }
+}
+
+/// The request a scenario is loaded with, and what its route answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workload {
+    /// A small `tools/list`, answered with an empty result.
+    Small,
+    /// A ~1 KiB `tools/call` ([`super::policy::call_body`]), answered with an empty result.
+    PolicyCall,
+    /// A `tools/list` answered with [`super::policy::LISTED`] tools (one SSE event).
+    List,
+}
+
+impl Workload {
+    /// The JSON-RPC body of the load's POST.
+    pub fn request_body(self) -> String {
+        match self {
+            Workload::Small | Workload::List => super::wrk::LIST_BODY.to_owned(),
+            Workload::PolicyCall => super::policy::call_body(),
         }
     }
 }
@@ -70,20 +139,22 @@ pub struct Inputs<'a> {
     pub side_jwks: &'a str,
     /// The product's rendered bootstrap for the same config with `ext_authz.mode: fast`.
     pub rendered_fast: &'a str,
+    /// The same in fast mode with `mcp_policy` ([`super::policy::CONFIG`]).
+    pub rendered_policy_fast: &'a str,
 }
 
 /// The bootstrap of `kind` listening on `port`; `side_port` serves the side JWKS.
 pub fn bootstrap(kind: Kind, inputs: &Inputs<'_>, port: u16, side_port: u16) -> Result<String> {
-    let rendered = if kind == Kind::FullChainFast {
-        inputs.rendered_fast
-    } else {
-        inputs.rendered
+    let rendered = match kind {
+        Kind::FullChainFast => inputs.rendered_fast,
+        Kind::PolicyCallFast | Kind::PolicyListFiltered => inputs.rendered_policy_fast,
+        _ => inputs.rendered,
     };
     let mut doc: Value = serde_yaml_ng::from_str(rendered).context("rendered bootstrap")?;
     doc["admin"]["address"]["socket_address"]["port_value"] = json!(0);
     let listener = &mut doc["static_resources"]["listeners"][0];
     listener["address"]["socket_address"]["port_value"] = json!(port);
-    answer_directly(hcm(listener)?)?;
+    answer_directly(hcm(listener)?, kind.workload())?;
 
     let filters = hcm(listener)?["http_filters"]
         .as_array_mut()
@@ -92,8 +163,8 @@ pub fn bootstrap(kind: Kind, inputs: &Inputs<'_>, port: u16, side_port: u16) -> 
         filters.retain(|f| names.contains(&f["name"].as_str().unwrap_or_default()));
     };
     match kind {
-        Kind::Plain => keep(&[ROUTER], filters),
-        Kind::EmptyWasm => {
+        Kind::Plain | Kind::PlainList => keep(&[ROUTER], filters),
+        Kind::EmptyWasm | Kind::EmptyWasmCall | Kind::EmptyWasmList => {
             keep(&[TOKEN_FILTER, ROUTER], filters);
             let wasm = &mut filters[0]["typed_config"]["config"];
             wasm["configuration"]["value"] = json!("");
@@ -119,8 +190,13 @@ pub fn bootstrap(kind: Kind, inputs: &Inputs<'_>, port: u16, side_port: u16) -> 
         }
         Kind::FullChainPerRequest => keep(&[CORS, TOKEN_FILTER, EXT_AUTHZ, ROUTER], filters),
         // As `ext_authz.mode: fast` renders it: no ext_authz filter; the reserved headers
-        // stripped natively; the token filter asks the same ext_authz cluster.
-        Kind::FullChainFast => keep(&[CORS, STRIP_RESERVED, TOKEN_FILTER, ROUTER], filters),
+        // stripped natively; the token filter asks the same ext_authz cluster; the buffer
+        // holds a POST until the filter has decided its body (without it the direct
+        // response would answer on the headers, before any body decision).
+        Kind::FullChainFast | Kind::PolicyCallFast | Kind::PolicyListFiltered => keep(
+            &[CORS, STRIP_RESERVED, TOKEN_FILTER, POLICY_BODY, ROUTER],
+            filters,
+        ),
         Kind::SeedVerify => bail!("the seed scenario has no Envoy"),
     }
     Ok(serde_yaml_ng::to_string(&doc)?)
@@ -149,7 +225,15 @@ fn hcm(listener: &mut Value) -> Result<&mut Value> {
 }
 
 /// The service's route answers `200` itself: no upstream, so only the filters are measured.
-fn answer_directly(hcm: &mut Value) -> Result<()> {
+fn answer_directly(hcm: &mut Value, workload: Workload) -> Result<()> {
+    let body = match workload {
+        Workload::Small | Workload::PolicyCall => {
+            "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}".to_owned()
+        }
+        Workload::List => super::policy::list_answer(),
+    };
+    // Envoy refuses inline bodies over 4 KiB unless the route table allows more.
+    hcm["route_config"]["max_direct_response_body_size_bytes"] = json!(body.len().max(4096));
     let routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
         .as_array_mut()
         .context("routes")?;
@@ -161,8 +245,18 @@ fn answer_directly(hcm: &mut Value) -> Result<()> {
     object.remove("route");
     object.insert(
         "direct_response".into(),
-        json!({"status": 200, "body": {"inline_string": "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}"}}),
+        json!({"status": 200, "body": {"inline_string": body}}),
     );
+    if workload == Workload::List {
+        // What an MCP server answers a list with; the listing filter reads only JSON and SSE.
+        object.insert(
+            "response_headers_to_add".into(),
+            json!([{
+                "header": {"key": "content-type", "value": super::policy::LIST_CONTENT_TYPE},
+                "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+            }]),
+        );
+    }
     Ok(())
 }
 

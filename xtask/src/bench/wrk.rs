@@ -26,14 +26,18 @@ pub struct LoadSpec<'a> {
     pub cpu: usize,
 }
 
-/// A wrk script sending `POST` with a small JSON-RPC body and `authorization`.
-pub fn script(authorization: Option<&str>) -> String {
+/// The JSON-RPC body most scenarios send: a small `tools/list`.
+pub const LIST_BODY: &str = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
+
+/// A wrk script sending `POST` with the JSON-RPC `body` and `authorization`.
+pub fn script(authorization: Option<&str>, body: &str) -> String {
     let auth = authorization.map_or_else(String::new, |value| {
         format!("wrk.headers[\"Authorization\"] = \"{value}\"\n")
     });
+    // A Lua long bracket: the body is taken as written, quotes and backslashes included.
     format!(
         "wrk.method = \"POST\"\n\
-         wrk.body = '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}}'\n\
+         wrk.body = [==[{body}]==]\n\
          wrk.headers[\"Content-Type\"] = \"application/json\"\n\
          wrk.headers[\"Accept\"] = \"application/json, text/event-stream\"\n\
          {auth}"
@@ -151,7 +155,8 @@ Transfer/sec:      1.67MB
 
     #[test]
     fn the_script_carries_the_token_when_given() {
-        assert!(script(Some("Bearer abc")).contains("\"Bearer abc\""));
-        assert!(!script(None).contains("Authorization"));
+        assert!(script(Some("Bearer abc"), LIST_BODY).contains("\"Bearer abc\""));
+        assert!(!script(None, LIST_BODY).contains("Authorization"));
+        assert!(script(None, LIST_BODY).contains(&format!("[==[{LIST_BODY}]==]")));
     }
 }
