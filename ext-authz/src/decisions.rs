@@ -23,7 +23,7 @@ use mcp_auth_proto::decisions::{
     self as pb, Allow, DecideRequest, DecideResponse, Deny, HEARTBEAT_INTERVAL_MS, Invalidation,
     POLICY_HEADERS, TargetKind, WatchRequest,
 };
-use mcp_auth_proto::handoff::HANDOFF_HEADER;
+use mcp_auth_proto::handoff::{HANDOFF_HEADER, HandoffKeys};
 use mcp_auth_proto::store::{RevocationEvent, RevocationTarget};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -53,9 +53,13 @@ pub struct DecisionsService {
 impl DecisionsService {
     /// Watch streams end (`UNAVAILABLE`) when `closing` changes or its sender is dropped: a
     /// stream never outlives the server, nor holds up its graceful shutdown.
-    pub fn new(shared: Arc<Shared>, closing: watch::Receiver<()>) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        handoff_keys: Arc<HandoffKeys>,
+        closing: watch::Receiver<()>,
+    ) -> Self {
         Self {
-            authorization: AuthorizationService::new(shared.clone()),
+            authorization: AuthorizationService::new(shared.clone(), handoff_keys),
             shared,
             closing,
         }

@@ -2,16 +2,20 @@
 //! that needed escaping is the exception).
 //!
 //! The token facts come only from the filter's hand-off header
-//! ([`mcp_auth_proto::handoff`]): the filter verified the token and replaced any
-//! client-sent copy of that header, so it cannot be forged. Nothing else in the request is
-//! trusted for identity, which keeps the service usable as an Istio CUSTOM provider (it
-//! needs only what a `CheckRequest` holds).
+//! ([`mcp_auth_proto::handoff`]): the filter verified the token, replaced any client-sent
+//! copy of that header and signed its value with a key only it and ext_authz hold, so a
+//! value whose MAC verifies was written by the filter — also where a request reached
+//! ext_authz without passing the filter (an Istio CUSTOM provider on a workload without
+//! the WasmPlugin). Nothing else in the request is trusted for identity, which keeps the
+//! service usable as an Istio CUSTOM provider (it needs only what a `CheckRequest` holds).
 
 use std::borrow::Cow;
 
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
-use mcp_auth_proto::handoff::{HANDOFF_HEADER, Handoff, HandoffError, RESERVED_PREFIX};
+use mcp_auth_proto::handoff::{
+    HANDOFF_HEADER, Handoff, HandoffError, HandoffKeys, RESERVED_PREFIX,
+};
 
 /// Why a Check carries no usable hand-off from the filter. Always a deny: without the filter's
 /// verdict there is no verified token.
@@ -90,8 +94,8 @@ pub struct RequestFacts<'a> {
 }
 
 impl<'a> RequestFacts<'a> {
-    /// Reads the facts of `check`.
-    pub fn from_check(check: &'a CheckRequest) -> Result<Self, FactsError> {
+    /// Reads the facts of `check`, whose hand-off must verify under `keys`.
+    pub fn from_check(check: &'a CheckRequest, keys: &HandoffKeys) -> Result<Self, FactsError> {
         let http = check
             .attributes
             .as_ref()
@@ -101,7 +105,7 @@ impl<'a> RequestFacts<'a> {
         let value = header(http, HANDOFF_HEADER)?
             .filter(|v| !v.is_empty())
             .ok_or(FactsError::Missing(HANDOFF_HEADER))?;
-        let handoff = Handoff::decode(value)?;
+        let handoff = Handoff::verify_and_decode(keys, value)?;
         let body = if http.raw_body.is_empty() {
             http.body.as_bytes()
         } else {
@@ -189,3 +193,23 @@ fn header<'a>(http: &'a HttpRequest, name: &'static str) -> Result<Option<&'a st
 
 #[cfg(test)]
 mod tests;
+
+/// Hand-off keys and signed values for the unit tests of this crate.
+#[cfg(test)]
+pub(crate) mod testing {
+    use mcp_auth_proto::handoff::{HANDOFF_KEY_ENV, Handoff, HandoffKey, HandoffKeys};
+
+    pub const SECRET: &str = "ext-authz-unit-tests-handoff-secret";
+
+    pub fn keys() -> HandoffKeys {
+        HandoffKeys {
+            current: HandoffKey::from_secret(HANDOFF_KEY_ENV, SECRET).unwrap(),
+            previous: None,
+        }
+    }
+
+    /// `handoff` as the filter writes it.
+    pub fn signed(handoff: &Handoff<'_>) -> String {
+        keys().current.sign(&handoff.encode())
+    }
+}

@@ -59,7 +59,9 @@ fn main() -> ExitCode {
     match runtime.block_on(run(args.config, config.ext_authz.listen)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => match error.downcast_ref::<ServeError>() {
-            Some(ServeError::Config(_) | ServeError::RedisUrl(_)) => bad_config(&error),
+            Some(ServeError::Config(_) | ServeError::RedisUrl(_) | ServeError::HandoffKey(_)) => {
+                bad_config(&error)
+            }
             _ => {
                 eprintln!("mcp-auth-ext-authz: {error:#}");
                 ExitCode::FAILURE

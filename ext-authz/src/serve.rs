@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use envoy_types::ext_authz::v3::pb::AuthorizationServer;
 use mcp_auth_gateway::env::Env;
+use mcp_auth_proto::handoff::{HandoffKeyError, HandoffKeys};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::server::NamedService;
@@ -34,13 +35,16 @@ pub enum ServeError {
     Config(#[from] ConfigLoadError),
     #[error("gateway config: `redis.url`: {0}")]
     RedisUrl(#[source] StoreError),
+    #[error(transparent)]
+    HandoffKey(#[from] HandoffKeyError),
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
 
 /// Serves ext_authz on `listener` until `shutdown` completes.
 ///
-/// Loads the gateway config from `config_path` (with `env` overrides) and follows it: on
+/// Loads the gateway config from `config_path` (with `env` overrides) and the hand-off
+/// secrets from `env` ([`HandoffKeys::from_env`]), and follows the config: on
 /// `SIGHUP` and on file change it is reloaded, a bad new file being logged and the old config
 /// kept. Serves `envoy.service.auth.v3.Authorization`, `mcp_auth.v1.Decisions` (fast mode)
 /// and the standard gRPC health service,
@@ -54,6 +58,7 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let handoff_keys = Arc::new(HandoffKeys::from_env(|name| env.var(name))?);
     let source = ConfigSource::new(config_path, env);
     let loaded_from = tokio::fs::read(source.path()).await.ok();
     let settings = source.load(1)?;
@@ -86,9 +91,11 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(AuthorizationServer::new(AuthorizationService::new(
             shared.clone(),
+            handoff_keys.clone(),
         )))
         .add_service(DecisionsServer::new(DecisionsService::new(
             shared,
+            handoff_keys,
             closing_watch,
         )))
         .serve_with_incoming_shutdown(

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use envoy_types::ext_authz::v3::pb::{Authorization, CheckRequest, CheckResponse};
+use mcp_auth_proto::handoff::HandoffKeys;
 use tonic::{Request, Response, Status};
 
 use crate::decision::{Decision, Verdict, decide};
@@ -37,11 +38,16 @@ impl From<CheckError> for Status {
 #[derive(Debug, Clone)]
 pub struct AuthorizationService {
     shared: Arc<Shared>,
+    handoff_keys: Arc<HandoffKeys>,
 }
 
 impl AuthorizationService {
-    pub fn new(shared: Arc<Shared>) -> Self {
-        Self { shared }
+    /// `handoff_keys`: what a hand-off must be signed with ([`HandoffKeys::from_env`]).
+    pub fn new(shared: Arc<Shared>, handoff_keys: Arc<HandoffKeys>) -> Self {
+        Self {
+            shared,
+            handoff_keys,
+        }
     }
 
     /// Decides `check` now. Public so benchmarks and tests can call it without gRPC.
@@ -61,7 +67,7 @@ impl AuthorizationService {
             .duration_since(UNIX_EPOCH)
             .map_err(|_| CheckError::Clock)?
             .as_secs();
-        let facts = RequestFacts::from_check(check).map(|mut facts| {
+        let facts = RequestFacts::from_check(check, &self.handoff_keys).map(|mut facts| {
             facts.request.body_follows = body_follows;
             facts
         });

@@ -9,12 +9,13 @@
 #[path = "support/harness.rs"]
 mod harness;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use harness::*;
-use mcp_auth_proto::handoff::HANDOFF_HEADER;
+use mcp_auth_proto::handoff::{HANDOFF_HEADER, HANDOFF_KEY_ENV, HandoffKey};
 use mcp_auth_proto::store::{KeySpace, RevocationTarget, UserRecord};
 use mcp_auth_testkit::RedisServer;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -352,4 +353,44 @@ async fn requests_without_the_filters_handoff_are_denied() {
         check(&mut client, unknown.request()).await,
         Answer::Denied(403)
     );
+
+    // Where the filter did not run, a client's own hand-off header reaches ext_authz: with no
+    // MAC, or one made with another secret, it is refused; the filter's is not.
+    let token = Token::new("jti-f");
+    assert_eq!(check(&mut client, token.request()).await, Answer::Allowed);
+    let mut unsigned = token.request();
+    let headers = &mut unsigned
+        .attributes
+        .as_mut()
+        .and_then(|a| a.request.as_mut())
+        .and_then(|r| r.http.as_mut())
+        .unwrap()
+        .headers;
+    let value = headers.get_mut(HANDOFF_HEADER).unwrap();
+    let cut = value.rfind(";mac=").unwrap();
+    value.truncate(cut);
+    assert_eq!(check(&mut client, unsigned).await, Answer::Denied(403));
+    let foreign = HandoffKey::from_secret(HANDOFF_KEY_ENV, &HANDOFF_SECRET.repeat(2)).unwrap();
+    assert_eq!(
+        check(&mut client, token.request_signed_with(&foreign)).await,
+        Answer::Denied(403)
+    );
+}
+
+#[tokio::test]
+async fn ext_authz_refuses_to_start_without_the_handoff_secret() {
+    let redis_server = RedisServer::start();
+    let config = config_yaml(&redis_server.url(), "30s", "1h", "['*']");
+    for (env, expected) in [
+        (HashMap::new(), "MCP_AUTH_HANDOFF_KEY is not set"),
+        (
+            HashMap::from([(HANDOFF_KEY_ENV.to_owned(), "too short".to_owned())]),
+            "at least 32",
+        ),
+    ] {
+        let Err(error) = ExtAuthz::start_with_env(&config, env).await else {
+            panic!("ext_authz started without a usable hand-off secret");
+        };
+        assert!(error.to_string().contains(expected), "{error}");
+    }
 }

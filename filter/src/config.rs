@@ -37,6 +37,9 @@ pub struct Config {
     pub jwks: JwksSource,
     /// Fast mode: where decisions come from; `None` in per-request mode.
     pub decisions: Option<Decisions>,
+    /// [`mcp_auth_proto::filter_config::FilterConfig::strip_request_headers`]: `Some` where the
+    /// filter must empty the reserved namespace and these headers itself.
+    pub strip_request_headers: Option<Vec<String>>,
     routes: HashMap<String, Rc<Route>>,
 }
 
@@ -128,7 +131,10 @@ impl Config {
                         "must be at least 1".to_owned(),
                     ));
                 }
-                let encoded = EnvoyGrpcService::encode_for_cluster(&source.cluster);
+                let encoded = EnvoyGrpcService::encode(
+                    &source.cluster,
+                    source.authority.as_deref().unwrap_or_default(),
+                );
                 Some(Decisions {
                     upstream: String::from_utf8(encoded).unwrap_or(source.cluster),
                     timeout_ms: source.timeout_ms,
@@ -183,6 +189,12 @@ impl Config {
             token_cache_entries: config.token_cache_entries,
             jwks: config.jwks,
             decisions,
+            strip_request_headers: config.strip_request_headers.map(|names| {
+                names
+                    .into_iter()
+                    .map(|name| name.to_ascii_lowercase())
+                    .collect()
+            }),
             routes,
         })
     }

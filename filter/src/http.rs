@@ -182,7 +182,7 @@ impl FilterRequest {
             return self.apply(&verdict, phase);
         }
         let decide = DecideRequest {
-            handoff: admitted.handoff_value(),
+            handoff: worker.handoff_value(admitted),
             method: request.method.clone(),
             path: request.path.clone(),
             host: request.host.clone(),
@@ -253,8 +253,9 @@ impl FilterRequest {
                     .find(|h| h.name == VISIBILITY_HEADER)
                     .map(|h| h.value.clone());
                 if phase == Phase::Headers {
-                    // The reserved `x-mcp-auth*` namespace was emptied before this filter ran
-                    // (the gateway's header-mutation filter): one host call fewer per name.
+                    self.strip_client_headers();
+                    // The reserved `x-mcp-auth*` namespace was emptied before the allow was
+                    // decided (by the gateway's header-mutation filter, or just above).
                     for name in &allow.remove_headers {
                         if !name.starts_with(RESERVED_PREFIX) {
                             self.set_http_request_header(name, None);
@@ -274,6 +275,25 @@ impl FilterRequest {
                     .collect();
                 self.send_http_response(deny.status, headers, Some(&deny.body));
                 Action::Pause
+            }
+        }
+    }
+}
+
+impl FilterRequest {
+    /// Where nothing of the gateway's runs before the filter (an Istio sidecar), removes the
+    /// reserved `x-mcp-auth*` namespace and the configured identity headers a client sent.
+    fn strip_client_headers(&self) {
+        let Some(strip) = self
+            .worker
+            .as_ref()
+            .and_then(|w| w.config.strip_request_headers.as_ref())
+        else {
+            return;
+        };
+        for (name, _) in self.get_http_request_headers() {
+            if name.starts_with(RESERVED_PREFIX) || strip.contains(&name) {
+                self.set_http_request_header(&name, None);
             }
         }
     }
@@ -342,7 +362,10 @@ impl HttpContext for FilterRequest {
             Ok(admitted) => match &worker.config.decisions {
                 Some(_) => self.start_fast(&worker, admitted, end_of_stream),
                 None => {
-                    self.set_http_request_header(HANDOFF_HEADER, Some(&admitted.handoff_value()));
+                    self.set_http_request_header(
+                        HANDOFF_HEADER,
+                        Some(&worker.handoff_value(&admitted)),
+                    );
                     Action::Continue
                 }
             },

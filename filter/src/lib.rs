@@ -11,6 +11,7 @@ pub mod cache;
 pub mod challenge;
 pub mod config;
 pub mod fast;
+mod host_env;
 mod http;
 pub mod jwks;
 pub mod listing;

@@ -18,6 +18,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use log::{debug, error, info, warn};
 use mcp_auth_proto::decisions::{Invalidation, SERVICE, WATCH_INVALIDATIONS, WatchRequest};
+use mcp_auth_proto::handoff::{HANDOFF_KEY_ENV, HandoffKey};
 use prost::Message as _;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -239,9 +240,22 @@ impl RootContext for FilterRoot {
                 return false;
             }
         };
+        // The hand-off is signed with a secret from the VM's environment, never from the
+        // plugin configuration (which the admin interface prints): without it no request
+        // could be handed on, so the plugin refuses to start.
+        let secret = crate::host_env::var(HANDOFF_KEY_ENV).unwrap_or_default();
+        let handoff_key = match HandoffKey::from_secret(HANDOFF_KEY_ENV, &secret) {
+            Ok(key) => key,
+            Err(err) => {
+                error!(
+                    "invalid plugin environment: {err} (vm_config.environment_variables.host_env_keys)"
+                );
+                return false;
+            }
+        };
         self.shared = Some(SharedKeys::for_config(&config));
         let cache_entries = config.token_cache_entries;
-        let worker = Worker::new(config, cache_entries);
+        let worker = Worker::new(config, cache_entries, handoff_key);
         if worker.fast.is_some() {
             worker
                 .decide_calls_metric

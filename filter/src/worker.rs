@@ -16,6 +16,8 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use mcp_auth_proto::handoff::HandoffKey;
+
 use crate::bearer::bearer_token;
 use crate::cache::{TokenCache, TokenHash};
 use crate::challenge::{self, Denial};
@@ -78,10 +80,12 @@ pub struct Worker {
     pub fast: Option<RefCell<FastPath>>,
     /// Fast mode: the counter of `Decide` calls (cache misses), once the root defined it.
     pub decide_calls_metric: Cell<Option<u32>>,
+    /// Signs every hand-off, so ext_authz can tell the filter wrote it.
+    handoff_key: HandoffKey,
 }
 
 impl Worker {
-    pub fn new(config: Rc<Config>, cache_capacity: usize) -> Self {
+    pub fn new(config: Rc<Config>, cache_capacity: usize, handoff_key: HandoffKey) -> Self {
         let fast = config.decisions.as_ref().map(|decisions| {
             RefCell::new(FastPath::new(
                 cache_capacity,
@@ -96,7 +100,19 @@ impl Worker {
             cache: RefCell::new(TokenCache::new(cache_capacity)),
             failures: RefCell::new(TokenCache::new(cache_capacity)),
             key_refresh_wanted: Cell::new(false),
+            handoff_key,
         }
+    }
+
+    /// The value of [`mcp_auth_proto::handoff::HANDOFF_HEADER`] for `admitted`: the token's
+    /// claims, encoded when it was verified, and its route, signed.
+    pub fn handoff_value(&self, admitted: &Admitted) -> String {
+        let claims = &admitted.token.handoff_claims;
+        let service = &admitted.route.handoff_service;
+        let mut value = String::with_capacity(claims.len() + service.len());
+        value.push_str(claims);
+        value.push_str(service);
+        self.handoff_key.sign(&value)
     }
 
     pub fn has_keys(&self) -> bool {
@@ -259,19 +275,6 @@ impl Worker {
                 Err(refusal)
             }
         }
-    }
-}
-
-impl Admitted {
-    /// The value of [`mcp_auth_proto::handoff::HANDOFF_HEADER`]: the token's claims,
-    /// encoded when it was verified, and this route.
-    pub fn handoff_value(&self) -> String {
-        let claims = &self.token.handoff_claims;
-        let service = &self.route.handoff_service;
-        let mut value = String::with_capacity(claims.len() + service.len());
-        value.push_str(claims);
-        value.push_str(service);
-        value
     }
 }
 

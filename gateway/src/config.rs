@@ -74,6 +74,62 @@ pub struct ListenerConfig {
     /// connections, then refuses new requests (503) instead of being killed for memory.
     #[serde(default = "default_max_heap_bytes")]
     pub max_heap_bytes: u64,
+    /// Terminate TLS on `address` (README "TLS"). Absent: plain http, for loopback or behind
+    /// a TLS terminator in front of Envoy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ListenerTls>,
+}
+
+/// The listener's TLS: its certificate, the protocol floor, HSTS and the http → https
+/// redirect.
+///
+/// Envoy reads the certificate through file-based SDS, so a certificate and key moved into
+/// place (a Kubernetes Secret update, cert-manager, `mv` of a new pair) are served from the
+/// next handshake on, without a restart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTls {
+    /// The certificate chain, PEM, leaf first then intermediates; an absolute path where
+    /// Envoy runs.
+    pub certificate_chain_file: PathBuf,
+    /// The certificate's private key, PEM; an absolute path where Envoy runs.
+    pub private_key_file: PathBuf,
+    /// The oldest TLS version accepted: `TLSv1_2` (default) or `TLSv1_3`.
+    #[serde(default)]
+    pub min_version: TlsVersion,
+    /// `max-age` of the `Strict-Transport-Security` header on every https response
+    /// (RFC 6797 §6.1.1); default 365 days. `0s` tells browsers to forget the policy.
+    #[serde(default = "default_hsts_max_age", with = "humantime_serde")]
+    pub hsts_max_age: Duration,
+    /// Adds `includeSubDomains` (RFC 6797 §6.1.2): only when every subdomain of the
+    /// issuer's host is served over https.
+    #[serde(default)]
+    pub hsts_include_subdomains: bool,
+    /// A plain-http listener that answers every request with `301` to the same URL over
+    /// https (at the issuer's port), and nothing else: no route, no HSTS (RFC 6797 §7.2).
+    /// Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_redirect_address: Option<SocketAddr>,
+}
+
+/// TLS protocol versions, by Envoy's names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TlsVersion {
+    #[default]
+    #[serde(rename = "TLSv1_2")]
+    Tls12,
+    #[serde(rename = "TLSv1_3")]
+    Tls13,
+}
+
+impl TlsVersion {
+    /// Envoy's `TlsParameters.TlsProtocol` name.
+    pub fn envoy_name(self) -> &'static str {
+        match self {
+            Self::Tls12 => "TLSv1_2",
+            Self::Tls13 => "TLSv1_3",
+        }
+    }
 }
 
 /// Envoy's admin endpoint (stats, readiness). Never exposed beyond loopback.
@@ -180,12 +236,12 @@ pub struct ExtAuthzConfig {
 #[serde(rename_all = "snake_case")]
 pub enum ExtAuthzMode {
     /// Envoy's `ext_authz` filter calls `Authorization/Check` for every request: the mode an
-    /// Istio `CUSTOM` provider uses too.
-    #[default]
+    /// Istio `CUSTOM` provider uses too; for where the filter cannot open its own streams.
     PerRequest,
-    /// The token filter asks ext_authz (`mcp_auth.v1.Decisions/Decide`) only for the first
-    /// request of a token on a service, per Envoy worker, and reuses the decision until it
-    /// expires or ext_authz pushes an invalidation over a long-lived stream.
+    /// The default: the token filter asks ext_authz (`mcp_auth.v1.Decisions/Decide`) only
+    /// for the first request of a token on a service, per Envoy worker, and reuses the
+    /// decision until it expires or ext_authz pushes an invalidation over a long-lived stream.
+    #[default]
     Fast,
 }
 
@@ -398,6 +454,7 @@ impl Default for ListenerConfig {
             xff_num_trusted_hops: 0,
             max_connections: default_max_connections(),
             max_heap_bytes: default_max_heap_bytes(),
+            tls: None,
         }
     }
 }
@@ -511,6 +568,9 @@ fn default_max_connections() -> u64 {
 }
 fn default_max_heap_bytes() -> u64 {
     1 << 30
+}
+fn default_hsts_max_age() -> Duration {
+    Duration::from_secs(365 * 24 * 3600)
 }
 fn default_ext_authz_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9191))

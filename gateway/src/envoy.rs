@@ -37,6 +37,13 @@ pub const AUTHSERVER_BODY_FILTER_NAME: &str = "mcp_auth.authserver_body_limit";
 pub const POLICY_BODY_FILTER_NAME: &str = "mcp_auth.policy_body";
 /// Name of the ext_authz filter in the HTTP filter chain.
 pub const EXT_AUTHZ_FILTER_NAME: &str = "envoy.filters.http.ext_authz";
+/// Name of the filter that sets `Strict-Transport-Security` on every https response.
+pub const HSTS_FILTER_NAME: &str = "mcp_auth.hsts";
+/// The SDS secret that holds the listener's certificate.
+pub const TLS_SECRET_NAME: &str = "mcp_gateway_certificate";
+/// File name of the listener certificate's SDS document ([`render_tls_sds`]), written beside
+/// the bootstrap by the tools that render both.
+pub const TLS_SDS_FILE: &str = "listener-tls-sds.yaml";
 
 /// What the bootstrap needs besides the gateway config.
 #[derive(Debug, Clone)]
@@ -45,6 +52,9 @@ pub struct RenderOptions {
     pub wasm_path: PathBuf,
     /// Write an access log (without query strings or credentials) to stdout.
     pub access_log: bool,
+    /// Where Envoy reads the listener certificate's SDS document ([`render_tls_sds`]);
+    /// required when `listener.tls` is set, ignored otherwise.
+    pub tls_sds_path: Option<PathBuf>,
 }
 
 /// Why rendering failed.
@@ -54,6 +64,10 @@ pub enum RenderError {
     FilterConfig(#[from] serde_json::Error),
     #[error("cannot render the Envoy template: {0}")]
     Template(#[from] minijinja::Error),
+    #[error("cannot serialise the listener certificate's SDS document: {0}")]
+    Sds(#[from] serde_yaml_ng::Error),
+    #[error("listener.tls needs RenderOptions::tls_sds_path, where Envoy reads its SDS document")]
+    NoSdsPath,
 }
 
 #[derive(Serialize)]
@@ -63,6 +77,8 @@ struct Context {
     admin: SocketContext,
     access_log: bool,
     wasm_path: String,
+    /// The environment variable the filter's VM reads its hand-off secret from.
+    handoff_key_env: &'static str,
     wasm_filter_name: &'static str,
     cors_filter_name: &'static str,
     cors_allow_headers: &'static str,
@@ -93,6 +109,29 @@ struct ListenerContext {
     address: String,
     port: u16,
     xff_num_trusted_hops: u32,
+    tls: Option<TlsContext>,
+}
+
+/// The listener's TLS (`listener.tls`).
+#[derive(Serialize)]
+struct TlsContext {
+    /// The SDS document naming the certificate files ([`render_tls_sds`]).
+    sds_path: String,
+    secret_name: &'static str,
+    min_version: &'static str,
+    hsts_filter_name: &'static str,
+    /// The whole `Strict-Transport-Security` value.
+    hsts: String,
+    redirect: Option<RedirectContext>,
+}
+
+/// The plain-http listener that only redirects to https.
+#[derive(Serialize)]
+struct RedirectContext {
+    address: String,
+    port: u16,
+    /// The public https port (the issuer's), which every redirect names.
+    https_port: u16,
 }
 
 /// Envoy's overload manager budgets.
@@ -152,6 +191,7 @@ pub fn render(config: &GatewayConfig, options: &RenderOptions) -> Result<String,
             address: config.listener.address.ip().to_string(),
             port: config.listener.address.port(),
             xff_num_trusted_hops: config.listener.xff_num_trusted_hops,
+            tls: tls_context(config, options)?,
         },
         overload: OverloadContext {
             max_heap_bytes: config.listener.max_heap_bytes,
@@ -160,6 +200,7 @@ pub fn render(config: &GatewayConfig, options: &RenderOptions) -> Result<String,
         admin: socket(config.admin.address),
         access_log: options.access_log,
         wasm_path: options.wasm_path.display().to_string(),
+        handoff_key_env: mcp_auth_proto::handoff::HANDOFF_KEY_ENV,
         wasm_filter_name: WASM_FILTER_NAME,
         cors_filter_name: CORS_FILTER_NAME,
         cors_allow_headers: CORS_ALLOW_HEADERS,
@@ -185,6 +226,66 @@ pub fn render(config: &GatewayConfig, options: &RenderOptions) -> Result<String,
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
     env.add_template("envoy.yaml", TEMPLATE)?;
     Ok(env.get_template("envoy.yaml")?.render(context)?)
+}
+
+fn tls_context(
+    config: &GatewayConfig,
+    options: &RenderOptions,
+) -> Result<Option<TlsContext>, RenderError> {
+    let Some(tls) = &config.listener.tls else {
+        return Ok(None);
+    };
+    let sds_path = options
+        .tls_sds_path
+        .as_ref()
+        .ok_or(RenderError::NoSdsPath)?;
+    let mut hsts = format!("max-age={}", tls.hsts_max_age.as_secs());
+    if tls.hsts_include_subdomains {
+        hsts.push_str("; includeSubDomains");
+    }
+    Ok(Some(TlsContext {
+        sds_path: sds_path.display().to_string(),
+        secret_name: TLS_SECRET_NAME,
+        min_version: tls.min_version.envoy_name(),
+        hsts_filter_name: HSTS_FILTER_NAME,
+        hsts,
+        redirect: tls.http_redirect_address.map(|addr| RedirectContext {
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            // Validated at load: the issuer is https, so it has a port or 443.
+            https_port: config.issuer.port_or_known_default().unwrap_or(443),
+        }),
+    }))
+}
+
+/// The listener certificate's SDS document, for the file the bootstrap's
+/// [`RenderOptions::tls_sds_path`] names; `None` without `listener.tls`.
+///
+/// File-based SDS rather than the certificate inline in the listener: Envoy reads a
+/// `DownstreamTlsContext`'s own files once, at start, but watches the files of a secret it
+/// got by SDS and serves a replaced pair from the next handshake on. It watches the files'
+/// directories for moves (a Kubernetes Secret's `..data` swap, cert-manager, `mv`), not for
+/// writes in place; a pair that does not match is refused and the previous one kept.
+pub fn render_tls_sds(config: &GatewayConfig) -> Result<Option<String>, RenderError> {
+    let Some(tls) = &config.listener.tls else {
+        return Ok(None);
+    };
+    let document = serde_json::json!({
+        "resources": [{
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+            "name": TLS_SECRET_NAME,
+            "tls_certificate": {
+                "certificate_chain": { "filename": tls.certificate_chain_file.display().to_string() },
+                "private_key": { "filename": tls.private_key_file.display().to_string() },
+            },
+        }],
+    });
+    Ok(Some(format!(
+        "# Generated from the gateway config by mcp-mesh-auth (listener.tls). Do not edit: \
+         edit the gateway config.\n# The listener's certificate by file-based SDS: Envoy \
+         serves a replaced certificate and key without a restart.\n{}",
+        serde_yaml_ng::to_string(&document)?
+    )))
 }
 
 fn socket(addr: std::net::SocketAddr) -> SocketContext {

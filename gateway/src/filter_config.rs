@@ -23,6 +23,8 @@ pub fn filter_config(config: &GatewayConfig) -> FilterConfig {
         },
         clock_leeway_secs: config.filter.clock_leeway.as_secs(),
         token_cache_entries: config.filter.token_cache_entries,
+        // Our bootstrap removes them before the filter (envoy.yaml.j2).
+        strip_request_headers: None,
         routes: config
             .services
             .iter()
@@ -36,6 +38,7 @@ pub fn filter_config(config: &GatewayConfig) -> FilterConfig {
             .collect(),
         decisions: (config.ext_authz.mode == ExtAuthzMode::Fast).then(|| DecisionSource {
             cluster: EXT_AUTHZ_CLUSTER.to_owned(),
+            authority: None,
             timeout_ms: millis(config.ext_authz.timeout),
             stream_loss_grace_ms: millis(config.ext_authz.stream_loss_grace),
             max_body_bytes: config.mcp_policy.max_body_bytes,

@@ -63,6 +63,15 @@ impl GatewayConfig {
         Self::from_yaml(&yaml)
     }
 
+    /// Checks the files Envoy reads on this config's behalf (the listener's certificate
+    /// chain and key) are readable PEM, naming the field of the one that is not. Not part of
+    /// [`GatewayConfig::load`]: the authserver and ext_authz read the same config where those
+    /// files are absent, and a bootstrap may be rendered for another machine; whoever starts
+    /// Envoy here calls it first.
+    pub fn check_listener_files(&self) -> Result<(), ConfigError> {
+        validate::check_listener_files(self)
+    }
+
     /// [`GatewayConfig::load`], then the overrides every component applies alike:
     /// `ALLOWED_GITHUB_USERS`, `ALLOWED_GITHUB_ORGS`, `ALLOWED_GITHUB_TEAMS` (comma-separated)
     /// replace the global `access` lists, and `REDIS_URL` replaces `redis.url`.

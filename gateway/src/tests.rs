@@ -2,6 +2,8 @@ use super::*;
 use crate::envoy::{RenderOptions, render};
 use crate::filter_config::filter_config;
 
+mod tls;
+
 const MINIMAL: &str = r#"
 issuer: http://127.0.0.1:8080
 services:
@@ -31,13 +33,20 @@ fn example_config_is_valid() {
             "everything",
             "echo-stateful",
             "echo-stateless",
+            "fetchs",
             "memory",
             "filesystem",
             "sequential-thinking",
             "time",
-            "fetch"
+            "fetch",
+            "tmux"
         ],
-        "the catalogue, in config order"
+        "the catalogue, in config order (playwright is off by default)"
+    );
+    assert!(
+        include_str!("../../envoy/gateway.example.yaml")
+            .contains("- name: playwright\n    enabled: false\n"),
+        "playwright is in the example, switched off"
     );
 }
 
@@ -159,12 +168,16 @@ fn filter_config_comes_from_the_same_service_entry() {
 
 #[test]
 fn rendered_bootstrap_is_yaml_with_every_route_and_cluster() {
-    let config = GatewayConfig::from_yaml(MINIMAL).unwrap();
+    let config = GatewayConfig::from_yaml(
+        &MINIMAL.replace("services:", "ext_authz: { mode: per_request }\nservices:"),
+    )
+    .unwrap();
     let yaml = render(
         &config,
         &RenderOptions {
             wasm_path: "/x/filter.wasm".into(),
             access_log: true,
+            tls_sds_path: None,
         },
     )
     .unwrap();
@@ -199,8 +212,14 @@ fn rendered_bootstrap_is_yaml_with_every_route_and_cluster() {
 
 #[test]
 fn fast_mode_leaves_envoys_ext_authz_filter_out_and_tells_the_token_filter_where_to_ask() {
-    let per_request = GatewayConfig::from_yaml(MINIMAL).unwrap();
+    let per_request = GatewayConfig::from_yaml(
+        &MINIMAL.replace("services:", "ext_authz: { mode: per_request }\nservices:"),
+    )
+    .unwrap();
     assert_eq!(filter_config(&per_request).decisions, None);
+    // Fast mode is the default.
+    let default = GatewayConfig::from_yaml(MINIMAL).unwrap();
+    assert_eq!(default.ext_authz.mode, crate::config::ExtAuthzMode::Fast);
     let fast = GatewayConfig::from_yaml(&MINIMAL.replace(
         "services:",
         "ext_authz: { mode: fast, stream_loss_grace: 2s, timeout: 300ms }\nservices:",
@@ -213,6 +232,7 @@ fn fast_mode_leaves_envoys_ext_authz_filter_out_and_tells_the_token_filter_where
     let options = RenderOptions {
         wasm_path: "/x/filter.wasm".into(),
         access_log: false,
+        tls_sds_path: None,
     };
     let names = |config: &GatewayConfig| -> Vec<String> {
         let doc: serde_yaml_ng::Value =
@@ -288,6 +308,7 @@ fn allowed_origins_become_a_cors_policy_on_the_service_route() {
         &RenderOptions {
             wasm_path: "/x/filter.wasm".into(),
             access_log: false,
+            tls_sds_path: None,
         },
     )
     .unwrap();
@@ -319,6 +340,7 @@ fn an_issuer_path_prefixes_the_authserver_endpoints_but_not_the_well_known_docum
         &RenderOptions {
             wasm_path: "/x/filter.wasm".into(),
             access_log: false,
+            tls_sds_path: None,
         },
     )
     .unwrap();
@@ -407,4 +429,19 @@ fn plain_http_off_loopback_is_allowed_only_inside_a_mesh() {
         let yaml = format!("{MINIMAL}{extra}");
         assert!(GatewayConfig::from_yaml(&yaml).is_ok(), "{extra}");
     }
+}
+
+#[test]
+fn a_policy_rule_may_name_a_switched_off_service_but_not_an_unknown_one() {
+    let policy = "mcp_policy:\n  rules:\n    - { services: [tmux], methods: [tools/call], allow: { teams: [acme/admins] } }\n";
+    let off = format!(
+        "{MINIMAL}  - name: tmux\n    enabled: false\n    upstream: {{ url: \"http://127.0.0.1:3106/mcp\" }}\n{policy}"
+    );
+    let config = GatewayConfig::from_yaml(&off).unwrap();
+    assert!(config.service("tmux").is_none());
+    let err = error_of(&format!("{MINIMAL}{policy}"));
+    assert!(
+        err.contains("mcp_policy.rules[0].services[0]") && err.contains("\"tmux\""),
+        "{err}"
+    );
 }

@@ -56,9 +56,18 @@ pub(crate) fn validate(mut config: GatewayConfig) -> Result<GatewayConfig, Confi
         config.mesh_mtls,
     )?;
     validate_listener(&config)?;
+    validate_listener_tls(&config)?;
     validate_durations(&config)?;
     validate_access("access", &config.access)?;
 
+    // A policy rule may name a service that is switched off (`MCP_<NAME>_ENABLED=false`): it
+    // then governs nothing, instead of making the whole config invalid.
+    let switched_off: HashSet<String> = config
+        .services
+        .iter()
+        .filter(|s| !s.enabled)
+        .map(|s| s.name.clone())
+        .collect();
     config.services.retain(|s| s.enabled);
     if config.services.is_empty() {
         return Err(invalid(
@@ -67,11 +76,21 @@ pub(crate) fn validate(mut config: GatewayConfig) -> Result<GatewayConfig, Confi
         ));
     }
     let issuer = config.issuer.clone();
+    let tls = config.listener.tls.is_some();
     let mut names = HashSet::new();
     let mut routes = HashSet::new();
     for (i, service) in config.services.iter_mut().enumerate() {
         let at = |field: &str| format!("services[{i}].{field}");
         resolve_service(service, &issuer, &at)?;
+        if tls && !service.resource.starts_with("https://") {
+            return Err(invalid(
+                at("resource"),
+                format!(
+                    "{:?} must be https: listener.tls serves every resource over TLS",
+                    service.resource
+                ),
+            ));
+        }
         if !names.insert(service.name.clone()) {
             return Err(invalid(
                 at("name"),
@@ -88,11 +107,14 @@ pub(crate) fn validate(mut config: GatewayConfig) -> Result<GatewayConfig, Confi
             ));
         }
     }
-    validate_mcp_policy(&config)?;
+    validate_mcp_policy(&config, &switched_off)?;
     Ok(config)
 }
 
-fn validate_mcp_policy(config: &GatewayConfig) -> Result<(), ConfigError> {
+fn validate_mcp_policy(
+    config: &GatewayConfig,
+    switched_off: &HashSet<String>,
+) -> Result<(), ConfigError> {
     use crate::mcp_policy::{ANY, KNOWN_METHODS, MAX_BODY_BYTES_LIMIT};
     let policy = &config.mcp_policy;
     if !(1024..=MAX_BODY_BYTES_LIMIT).contains(&policy.max_body_bytes) {
@@ -116,10 +138,13 @@ fn validate_mcp_policy(config: &GatewayConfig) -> Result<(), ConfigError> {
             }
         }
         for (j, service) in rule.services.iter().enumerate() {
-            if service != ANY && config.service(service).is_none() {
+            if service != ANY
+                && config.service(service).is_none()
+                && !switched_off.contains(service)
+            {
                 return Err(invalid(
                     format!("{}[{j}]", at("services")),
-                    format!("{service:?} is not an enabled service"),
+                    format!("{service:?} is not a service of this config"),
                 ));
             }
         }
@@ -287,6 +312,82 @@ fn validate_listener(config: &GatewayConfig) -> Result<(), ConfigError> {
             "listener.max_heap_bytes",
             "must be at least 67108864 (64 MiB): Envoy needs that much to run",
         ));
+    }
+    Ok(())
+}
+
+/// The listener's TLS, as far as it can be judged without the certificate files (they are
+/// where Envoy runs, which need not be where the config is read: see
+/// [`check_listener_files`]).
+fn validate_listener_tls(config: &GatewayConfig) -> Result<(), ConfigError> {
+    let Some(tls) = &config.listener.tls else {
+        return Ok(());
+    };
+    if config.issuer.scheme() != "https" {
+        return Err(invalid(
+            "issuer",
+            "must be https when listener.tls is set: clients reach the gateway over TLS",
+        ));
+    }
+    for (field, path) in [
+        (
+            "listener.tls.certificate_chain_file",
+            &tls.certificate_chain_file,
+        ),
+        ("listener.tls.private_key_file", &tls.private_key_file),
+    ] {
+        if !path.is_absolute() {
+            return Err(invalid(
+                field,
+                format!(
+                    "{} must be an absolute path (Envoy resolves it from its own working \
+                     directory and watches its directory for a replaced file)",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    if let Some(redirect) = tls.http_redirect_address {
+        let https = config.listener.address;
+        let same_ip = redirect.ip() == https.ip()
+            || redirect.ip().is_unspecified()
+            || https.ip().is_unspecified();
+        if redirect.port() != 0 && redirect.port() == https.port() && same_ip {
+            return Err(invalid(
+                "listener.tls.http_redirect_address",
+                format!("{redirect} is the TLS listener's own address ({https})"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the listener's certificate chain and key are readable PEM files: what
+/// whoever starts Envoy on this machine calls first. Envoy itself starts without them, and
+/// resets every TLS connection.
+pub(crate) fn check_listener_files(config: &GatewayConfig) -> Result<(), ConfigError> {
+    let Some(tls) = &config.listener.tls else {
+        return Ok(());
+    };
+    for (field, path, marker, what) in [
+        (
+            "listener.tls.certificate_chain_file",
+            &tls.certificate_chain_file,
+            "-----BEGIN CERTIFICATE-----",
+            "a PEM certificate chain",
+        ),
+        (
+            "listener.tls.private_key_file",
+            &tls.private_key_file,
+            "PRIVATE KEY-----",
+            "a PEM private key",
+        ),
+    ] {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| invalid(field, format!("cannot read {}: {e}", path.display())))?;
+        if !text.contains(marker) {
+            return Err(invalid(field, format!("{} is not {what}", path.display())));
+        }
     }
     Ok(())
 }

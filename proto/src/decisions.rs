@@ -211,10 +211,17 @@ pub struct EnvoyGrpc {
 impl EnvoyGrpcService {
     /// The encoded `GrpcService` of `cluster`.
     pub fn encode_for_cluster(cluster: &str) -> Vec<u8> {
+        Self::encode(cluster, "")
+    }
+
+    /// The encoded `GrpcService` of `cluster`, its calls sent with `:authority` `authority`
+    /// (empty: Envoy's default, the cluster name, which is no valid authority where the name
+    /// is Istio's `outbound|PORT||HOST`).
+    pub fn encode(cluster: &str, authority: &str) -> Vec<u8> {
         prost::Message::encode_to_vec(&Self {
             envoy_grpc: Some(EnvoyGrpc {
                 cluster_name: cluster.to_owned(),
-                authority: String::new(),
+                authority: authority.to_owned(),
             }),
         })
     }

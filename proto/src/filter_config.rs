@@ -22,6 +22,12 @@ pub struct FilterConfig {
     pub token_cache_entries: usize,
     /// One entry per MCP service, looked up by the Envoy route name.
     pub routes: Vec<RoutePolicy>,
+    /// Set where nothing of the gateway's own runs before the filter (an Istio sidecar): in
+    /// fast mode the filter then removes from each admitted request, itself, every header of
+    /// the reserved `x-mcp-auth*` namespace and these names (the identity headers servers
+    /// trust). Absent, the gateway's Envoy removes them before the filter runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strip_request_headers: Option<Vec<String>>,
     /// Fast mode: the filter asks ext_authz itself and caches its decisions
     /// ([`crate::decisions`]); absent, Envoy's ext_authz filter asks on every request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -35,6 +41,10 @@ pub struct FilterConfig {
 pub struct DecisionSource {
     /// Envoy cluster of ext_authz (HTTP/2).
     pub cluster: String,
+    /// `:authority` of the calls; absent, Envoy sends the cluster name (Istio: set it to the
+    /// Service's `HOST:PORT`, since `outbound|PORT||HOST` is no valid authority).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authority: Option<String>,
     /// Deadline of one `Decide`, in milliseconds.
     pub timeout_ms: u64,
     /// How long cached decisions still count after the invalidation stream is lost.

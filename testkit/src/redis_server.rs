@@ -46,7 +46,10 @@ fn name(common_name: &str) -> rcgen::DistinguishedName {
 }
 
 /// A certificate for `names` signed by `issuer`: (certificate PEM, key PEM).
-fn issue(issuer: &rcgen::Issuer<'_, rcgen::KeyPair>, names: &[&str]) -> (String, String) {
+pub fn issue_certificate(
+    issuer: &rcgen::Issuer<'_, rcgen::KeyPair>,
+    names: &[&str],
+) -> (String, String) {
     let params =
         rcgen::CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
             .expect("certificate params");
@@ -76,8 +79,8 @@ impl RedisServer {
     pub fn start_tls() -> Self {
         let dir = tempfile::tempdir().expect("a temp dir for redis-server");
         let (ca_pem, ca) = test_ca();
-        let (server_cert, server_key) = issue(&ca, &["127.0.0.1", "localhost"]);
-        let (client_cert, client_key) = issue(&ca, &["mcp-auth-client"]);
+        let (server_cert, server_key) = issue_certificate(&ca, &["127.0.0.1", "localhost"]);
+        let (client_cert, client_key) = issue_certificate(&ca, &["mcp-auth-client"]);
         let write = |name: &str, pem: &str| {
             let path = dir.path().join(name);
             std::fs::write(&path, pem).expect("writing a test certificate");

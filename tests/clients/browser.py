@@ -17,7 +17,11 @@ import urllib.parse
 
 def request(method, url, cookie, body=None):
     parts = urllib.parse.urlsplit(url)
-    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
+    if parts.scheme == "https":
+        # The default context: the system's CAs, or SSL_CERT_FILE's.
+        conn = http.client.HTTPSConnection(parts.hostname, parts.port or 443, timeout=30)
+    else:
+        conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=30)
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query

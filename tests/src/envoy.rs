@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use mcp_auth_proto::handoff::HANDOFF_KEY_ENV;
 use socket2::{Domain, Socket, Type};
 
 use crate::{poll, tools};
@@ -64,6 +65,16 @@ pub struct Envoy {
 
 static NEXT_BASE_ID: AtomicU32 = AtomicU32::new(0);
 
+/// The hand-off secret ([`HANDOFF_KEY_ENV`]) the Envoys and ext_authz of this test process
+/// share: random per process, as a deployment's is per deployment.
+pub fn handoff_secret() -> &'static str {
+    static SECRET: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SECRET.get_or_init(|| {
+        let bytes: [u8; 32] = rand::random();
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    })
+}
+
 impl Envoy {
     /// Starts Envoy with `bootstrap` (whose listener is on `port`) and waits until it is ready.
     pub async fn start(bootstrap: &str, port: ReservedPort) -> Result<Self> {
@@ -97,6 +108,7 @@ impl Envoy {
             std::process::id() % 10_000 * 100 + NEXT_BASE_ID.fetch_add(1, Ordering::Relaxed) % 100;
         let log = std::fs::File::create(dir.path().join("envoy.log"))?;
         let child = Command::new(tools::envoy_bin()?)
+            .env(HANDOFF_KEY_ENV, handoff_secret())
             .arg("-c")
             .arg(&config)
             .args([
@@ -179,9 +191,41 @@ impl Envoy {
         Ok(())
     }
 
+    /// The client-facing listener's address.
+    pub fn address(&self) -> SocketAddr {
+        self.listener
+    }
+
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
         format!("http://{}", self.listener)
+    }
+
+    /// Where the listener `name` of the bootstrap is bound (one rendered on port 0 gets its
+    /// port from the kernel), from the admin `/listeners`.
+    pub async fn listener_address(&self, name: &str) -> Result<SocketAddr> {
+        let listeners: serde_json::Value =
+            reqwest::get(format!("http://{}/listeners?format=json", self.admin))
+                .await?
+                .error_for_status()?
+                .json()
+                .await?;
+        let status = listeners["listener_statuses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["name"] == name)
+            .with_context(|| format!("Envoy has no listener {name:?}: {listeners}"))?;
+        let socket = &status["local_address"]["socket_address"];
+        let ip: std::net::IpAddr = socket["address"]
+            .as_str()
+            .context("listener without an address")?
+            .parse()?;
+        let port = socket["port_value"]
+            .as_u64()
+            .and_then(|p| u16::try_from(p).ok())
+            .context("listener without a port")?;
+        Ok(SocketAddr::new(ip, port))
     }
 
     /// The Envoy process id (for CPU and memory readings).

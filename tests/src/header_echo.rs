@@ -44,6 +44,11 @@ impl HeaderEcho {
         Ok(Self { addr, seen, task })
     }
 
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// The URL to configure as the service's upstream.
     pub fn url(&self) -> String {
         format!("http://{}/mcp", self.addr)

@@ -13,6 +13,7 @@ pub mod envoy;
 pub mod fake_github;
 pub mod header_echo;
 pub mod inspector;
+pub mod istio_sidecar;
 pub mod log_capture;
 pub mod mcp_client;
 pub mod mcp_server;

@@ -133,14 +133,7 @@ pub async fn discover(stack: &Stack) -> Discovered {
 pub async fn discover_at(mcp_url: &str, issuer: &str) -> Discovered {
     let expected_issuer = issuer;
     let http = reqwest::Client::new();
-    let challenge = http
-        .post(mcp_url)
-        .header("content-type", "application/json")
-        .header("accept", "application/json, text/event-stream")
-        .body(INITIALIZE)
-        .send()
-        .await
-        .unwrap();
+    let challenge = post_initialize(&http, mcp_url, None).await;
     assert_eq!(challenge.status(), StatusCode::UNAUTHORIZED);
     let header = challenge.headers()["www-authenticate"]
         .to_str()
@@ -362,16 +355,31 @@ pub async fn exchange_at(
 }
 
 pub async fn mcp_status(stack: &Stack, access_token: &str) -> StatusCode {
-    reqwest::Client::new()
-        .post(stack.url("/everything/mcp"))
-        .bearer_auth(access_token)
+    post_initialize(
+        &reqwest::Client::new(),
+        &stack.url("/everything/mcp"),
+        Some(access_token),
+    )
+    .await
+    .status()
+}
+
+/// POSTs an MCP `initialize` to `url` as a streamable-HTTP client does, with `bearer` as its
+/// access token.
+pub async fn post_initialize(
+    client: &reqwest::Client,
+    url: &str,
+    bearer: Option<&str>,
+) -> reqwest::Response {
+    let mut request = client
+        .post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
-        .body(INITIALIZE)
-        .send()
-        .await
-        .unwrap()
-        .status()
+        .body(INITIALIZE);
+    if let Some(token) = bearer {
+        request = request.bearer_auth(token);
+    }
+    request.send().await.unwrap()
 }
 
 /// RFC 7009 revocation of `token` by the public client `client_id`; the status.

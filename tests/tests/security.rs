@@ -25,6 +25,9 @@ use sha2::{Digest as _, Sha256};
 
 const ECHO: &str = "/echo/mcp";
 
+#[path = "security/istio.rs"]
+mod istio;
+
 fn reached(stack: &Stack) -> usize {
     stack.echo.as_ref().unwrap().requests().len()
 }
@@ -76,8 +79,13 @@ fn jws(header: &Value, claims: &Value, signature: &[u8]) -> String {
 
 /// POSTs an MCP `initialize` to the echo service with `auth` as the Authorization header.
 async fn mcp(stack: &Stack, auth: Option<&str>, extra: &[(&str, &str)]) -> reqwest::Response {
+    mcp_at(&stack.url(ECHO), auth, extra).await
+}
+
+/// [`mcp`] to `url`.
+async fn mcp_at(url: &str, auth: Option<&str>, extra: &[(&str, &str)]) -> reqwest::Response {
     let mut request = reqwest::Client::new()
-        .post(stack.url(ECHO))
+        .post(url)
         .header("content-type", "application/json")
         .header("accept", "application/json, text/event-stream")
         .body(INITIALIZE);
@@ -185,7 +193,9 @@ async fn mcp_bytes(stack: &Stack, headers: &[(&str, &[u8])]) -> reqwest::Respons
 }
 
 /// Tokens that are forged, spoiled or not ours: 401 `invalid_token`, every one.
-async fn forged_tokens(stack: &Stack) -> usize {
+/// Every forged or misused token, sent to `target` (the echo service through our Envoy, or
+/// through an Istio sidecar), is refused and none reaches the echo server.
+async fn forged_tokens(stack: &Stack, target: &str) -> usize {
     let echo_resource = format!("{}{ECHO}", stack.issuer());
     let other_resource = format!("{}/everything/mcp", stack.issuer());
     let jwks: Value = reqwest::get(stack.url("/jwks"))
@@ -470,7 +480,7 @@ async fn forged_tokens(stack: &Stack) -> usize {
     ];
     let count = invalid_tokens.len();
     for (case, token) in invalid_tokens {
-        let response = mcp(stack, Some(&format!("Bearer {token}")), &[]).await;
+        let response = mcp_at(target, Some(&format!("Bearer {token}")), &[]).await;
         refused(case, response, StatusCode::UNAUTHORIZED, "invalid_token").await;
     }
     assert_eq!(reached(stack), 0, "after {count} forged tokens");
@@ -737,7 +747,7 @@ async fn an_invalid_signature_flood(stack: &Stack) -> usize {
 /// passes, carrying the gateway's identity and nothing the client claimed.
 async fn hostile_mcp_requests_never_reach_the_mcp_server(fast_mode: bool) {
     let (stack, _github) = token_stack(fast_mode).await;
-    let cases = forged_tokens(&stack).await
+    let cases = forged_tokens(&stack, &stack.url(ECHO)).await
         + malformed_requests(&stack).await
         + hostile_paths(&stack).await
         + an_invalid_signature_flood(&stack).await;

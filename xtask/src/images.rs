@@ -2,8 +2,9 @@
 //! `cargo xtask compose-config`: what the compose stack in `deploy/compose/` runs from.
 //!
 //! Images are assembled from what the host built (release binaries, the filter's `.wasm`,
-//! npm packages installed through the host's npm): nothing compiles or downloads packages
-//! inside a container build, so a build is seconds and needs no registry credentials. Each
+//! npm packages installed through the host's npm, PyPI wheels downloaded by the host's pip):
+//! nothing compiles or downloads packages inside a container build but Debian's (Redis,
+//! Python, tmux, Chromium), so a build needs no registry credentials. Each
 //! Dockerfile in `deploy/images/` takes its base as a build argument that defaults to the
 //! usual public image. Where that image can be neither found locally nor pulled (this
 //! project's machines reach no registry) a stand-in is made here: Debian with `mmdebstrap`,
@@ -16,10 +17,11 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 use mcp_auth_gateway::GatewayConfig;
 use mcp_auth_gateway::env::Env;
+use mcp_auth_gateway::envoy::TLS_SDS_FILE;
 
 use crate::envoy_config::{render_to, write_effective_config};
 use crate::process::{output_of, run};
-use crate::tools::{Tools, which};
+use crate::tools::{CATALOGUE_VENVS, NPM_PACKAGES, Tools, which};
 use crate::wasm;
 
 /// Prefix of every image this project builds (`localhost/` keeps docker and podman from
@@ -27,8 +29,19 @@ use crate::wasm;
 pub const IMAGE_PREFIX: &str = "localhost/mcp-mesh-auth";
 /// Where the Envoy image carries the filter (the bootstrap rendered for containers loads it).
 pub const CONTAINER_WASM: &str = "/etc/envoy/mcp_auth_filter.wasm";
+/// Where the Envoy container has its bootstrap (and, with `listener.tls`, the certificate's
+/// SDS document beside it).
+pub const CONTAINER_ENVOY_DIR: &str = "/etc/envoy";
 /// Version of npm `@modelcontextprotocol/server-everything` in the demo image.
 const EVERYTHING_VERSION: &str = "2026.8.31";
+/// The Python of the images' Debian 12 base, for which the host downloads wheels.
+const IMAGE_PYTHON: &str = "3.11";
+/// PyPI packages of the `fetchs` and `tmux` images, at the versions `cargo xtask install`
+/// pins (tools::CATALOGUE_VENVS): what `up` runs, the images run.
+const FETCHS_PACKAGES: &[&str] = &["mcp-fetch-streamablehttp-server", "mcp"];
+const TMUX_PACKAGES: &[&str] = &["mcp-tmux-server", "mcp", "mcp-streamablehttp-proxy"];
+/// npm package of the `playwright` image, at the version of tools::NPM_PACKAGES.
+const PLAYWRIGHT_PACKAGE: &str = "@playwright/mcp";
 
 /// The public images the Dockerfiles start from, the variable that replaces each, and how
 /// to make a stand-in when it cannot be had.
@@ -232,7 +245,27 @@ pub fn build(tools: &Tools, options: &ImagesOptions) -> Result<()> {
         .context("sha256sum printed nothing")?;
     std::fs::write(out.join("plugin.wasm.sha256"), format!("{sha256}\n"))?;
 
-    let everything_app = npm_app(&out, "mcp-everything", EVERYTHING_VERSION, tools)?;
+    let everything_app = npm_app(
+        &out,
+        "mcp-everything",
+        &format!("@modelcontextprotocol/server-everything@{EVERYTHING_VERSION}"),
+        tools,
+    )?;
+    let playwright_app = npm_app(
+        &out,
+        "mcp-playwright",
+        &npm_pinned(PLAYWRIGHT_PACKAGE)?,
+        tools,
+    )?;
+    let fetchs_wheels = pip_wheels(&out, "mcp-fetchs", FETCHS_PACKAGES, tools)?;
+    let tmux_wheels = pip_wheels(&out, "mcp-tmux", TMUX_PACKAGES, tools)?;
+    let server_files = |app: (PathBuf, &'static str)| {
+        vec![
+            app,
+            (healthcheck.clone(), "mcp-auth-healthcheck"),
+            (images_dir.join("if-enabled"), "mcp-auth-if-enabled"),
+        ]
+    };
     let images = [
         Image {
             name: "authserver",
@@ -285,6 +318,24 @@ pub fn build(tools: &Tools, options: &ImagesOptions) -> Result<()> {
                 (healthcheck.clone(), "mcp-auth-healthcheck"),
                 (images_dir.join("if-enabled"), "mcp-auth-if-enabled"),
             ],
+            args: vec![("NODE_IMAGE", node.clone())],
+        },
+        Image {
+            name: "mcp-fetchs",
+            dockerfile: "mcp-fetchs.Dockerfile",
+            files: server_files((fetchs_wheels, "wheels")),
+            args: vec![("BASE_IMAGE", debian.clone())],
+        },
+        Image {
+            name: "mcp-tmux",
+            dockerfile: "mcp-tmux.Dockerfile",
+            files: server_files((tmux_wheels, "wheels")),
+            args: vec![("BASE_IMAGE", debian.clone())],
+        },
+        Image {
+            name: "mcp-playwright",
+            dockerfile: "mcp-playwright.Dockerfile",
+            files: server_files((playwright_app, "app")),
             args: vec![("NODE_IMAGE", node)],
         },
     ];
@@ -418,10 +469,16 @@ fn debian_stand_in(engine: Engine, out: &Path) -> Result<()> {
 
 /// `npm install --prefix <out>/npm/<name> <package>@<version>` on the host (its npm
 /// configuration and trust store apply); returns the prefix.
-fn npm_app(out: &Path, name: &str, version: &str, tools: &Tools) -> Result<PathBuf> {
+fn npm_app(out: &Path, name: &str, spec: &str, tools: &Tools) -> Result<PathBuf> {
     let prefix = out.join("npm").join(name);
-    let spec = format!("@modelcontextprotocol/server-everything@{version}");
-    let manifest = prefix.join("node_modules/@modelcontextprotocol/server-everything/package.json");
+    let (package, version) = spec
+        .rsplit_once('@')
+        .filter(|(package, _)| !package.is_empty())
+        .with_context(|| format!("{spec:?} is not <package>@<version>"))?;
+    let manifest = prefix
+        .join("node_modules")
+        .join(package)
+        .join("package.json");
     let installed = std::fs::read_to_string(&manifest)
         .is_ok_and(|text| text.contains(&format!("\"version\": \"{version}\"")));
     if !installed {
@@ -437,9 +494,75 @@ fn npm_app(out: &Path, name: &str, version: &str, tools: &Tools) -> Result<PathB
                 "--prefix",
             ])
             .arg(&prefix)
-            .arg(&spec))?;
+            .arg(spec))?;
     }
     Ok(prefix)
+}
+
+/// `<package>@<version>` as tools::NPM_PACKAGES pins it.
+fn npm_pinned(package: &str) -> Result<String> {
+    NPM_PACKAGES
+        .iter()
+        .find(|spec| {
+            spec.rsplit_once('@')
+                .is_some_and(|(name, _)| name == package)
+        })
+        .map(|spec| (*spec).to_owned())
+        .with_context(|| format!("npm {package} is not among tools::NPM_PACKAGES"))
+}
+
+/// The wheels of `packages` (at the versions tools::CATALOGUE_VENVS pins) and all they
+/// depend on, for [`IMAGE_PYTHON`] on x86_64 glibc, downloaded on the host by its pip (its
+/// configuration and trust store apply) into `<out>/wheels/<name>`, with the pins in its
+/// `requirements.txt`; returns the directory.
+fn pip_wheels(out: &Path, name: &str, packages: &[&str], tools: &Tools) -> Result<PathBuf> {
+    let pins = packages
+        .iter()
+        .map(|package| {
+            CATALOGUE_VENVS
+                .iter()
+                .flat_map(|(_, pinned)| pinned.iter())
+                .find(|(pinned, _)| pinned == package)
+                .map(|(pinned, version)| format!("{pinned}=={version}"))
+                .with_context(|| format!("PyPI {package} is not among tools::CATALOGUE_VENVS"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let dir = out.join("wheels").join(name);
+    let requirements = format!("{}\n", pins.join("\n"));
+    let done = dir.join("requirements.txt");
+    if std::fs::read_to_string(&done).is_ok_and(|text| text == requirements) {
+        return Ok(dir);
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    println!("images: downloading wheels for {name} ({})", pins.join(" "));
+    run(Command::new(tools.python_bin())
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--only-binary=:all:",
+            "--implementation",
+            "cp",
+            "--python-version",
+            IMAGE_PYTHON,
+            "--platform",
+            "manylinux_2_36_x86_64",
+            "--platform",
+            "manylinux_2_17_x86_64",
+            "--platform",
+            "manylinux2014_x86_64",
+            "--dest",
+        ])
+        .arg(&dir)
+        .args(&pins))?;
+    // Written last: its presence says the download finished.
+    std::fs::write(&done, requirements)?;
+    Ok(dir)
 }
 
 /// Options of `cargo xtask compose-config`.
@@ -449,7 +572,7 @@ pub struct ComposeConfigOptions {
     pub out: PathBuf,
 }
 
-/// Ports the compose file passes to containers (health checks, Redis, the demo server),
+/// Ports the compose file passes to containers (health checks, Redis, the MCP servers),
 /// the variable that sets each, its default there, and where the gateway config has it.
 const COMPOSE_PORTS: &[(&str, u16, &str)] = &[
     ("AUTHSERVER_PORT", 8081, "authserver.listen"),
@@ -460,6 +583,13 @@ const COMPOSE_PORTS: &[(&str, u16, &str)] = &[
         3001,
         "services[everything].upstream.url",
     ),
+    ("MCP_FETCHS_PORT", 3004, "services[fetchs].upstream.url"),
+    (
+        "MCP_PLAYWRIGHT_PORT",
+        3005,
+        "services[playwright].upstream.url",
+    ),
+    ("MCP_TMUX_PORT", 3106, "services[tmux].upstream.url"),
 ];
 
 /// Writes `<out>/gateway.yaml` (the gateway config with the `MCP_<NAME>_ENABLED` switches of
@@ -496,25 +626,37 @@ pub fn compose_config(tools: &Tools, options: &ComposeConfigOptions) -> Result<(
     let (config_path, config) =
         write_effective_config(&root.join(&options.config), &out.join("gateway.yaml"), &env)?;
     check_compose_ports(&config, &env)?;
+    // ext_authz and Envoy refuse to start without it; say so before `compose up`.
+    mcp_auth_proto::handoff::HandoffKeys::from_env(|name| env.var(name))
+        .context("set it in .env (`openssl rand -hex 32`): ext_authz and Envoy share it")?;
     let bootstrap = out.join("envoy.yaml");
-    render_to(&config, Path::new(CONTAINER_WASM), &bootstrap)?;
+    // The container mounts the SDS document of `listener.tls` beside its bootstrap.
+    render_to(
+        &config,
+        Path::new(CONTAINER_WASM),
+        &bootstrap,
+        Some(Path::new(CONTAINER_ENVOY_DIR)),
+    )?;
     println!("{}", config_path.display());
     println!("{}", bootstrap.display());
+    if config.listener.tls.is_some() {
+        println!("{}", out.join(TLS_SDS_FILE).display());
+    }
     Ok(())
 }
 
 fn check_compose_ports(config: &GatewayConfig, env: &HashMap<String, String>) -> Result<()> {
-    let everything = config
-        .services
-        .iter()
-        .find(|s| s.name == "everything")
-        .and_then(|s| s.upstream.url.port_or_known_default());
     for &(var, default, field) in COMPOSE_PORTS {
         let in_config = match var {
             "AUTHSERVER_PORT" => Some(config.authserver.listen.port()),
             "EXT_AUTHZ_PORT" => Some(config.ext_authz.listen.port()),
             "ENVOY_ADMIN_PORT" => Some(config.admin.address.port()),
-            _ => everything,
+            // `services[<name>].upstream.url`; a switched-off service is not checked.
+            _ => field
+                .strip_prefix("services[")
+                .and_then(|rest| rest.split_once(']'))
+                .and_then(|(name, _)| config.services.iter().find(|s| s.name == name))
+                .and_then(|s| s.upstream.url.port_or_known_default()),
         };
         let Some(in_config) = in_config else { continue };
         let given = match env.var(var) {

@@ -137,7 +137,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (_, config) =
                 envoy_config::write_effective_config(&config, &effective, &ProcessEnv)?;
             let wasm = wasm.unwrap_or_else(|| wasm::wasm_path(&tools.root));
-            envoy_config::render_to(&config, &wasm, &out)?;
+            envoy_config::render_to(&config, &wasm, &out, None)?;
             println!("{}", out.display());
             Ok(())
         }

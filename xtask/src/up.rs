@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use mcp_auth_gateway::GatewayConfig;
 use mcp_auth_gateway::env::ProcessEnv;
 use mcp_auth_gateway::service::Transport;
+use mcp_auth_proto::handoff::HANDOFF_KEY_ENV;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -51,8 +52,10 @@ pub async fn up(tools: &Tools, options: &UpOptions) -> Result<()> {
     let source = root.join(&options.config);
     let (config_path, config) =
         write_effective_config(&source, &data.join("gateway.yaml"), &ProcessEnv)?;
+    // Envoy would start without its certificate and reset every TLS connection.
+    config.check_listener_files()?;
     let bootstrap = data.join("envoy.yaml");
-    render_to(&config, &wasm, &bootstrap)?;
+    render_to(&config, &wasm, &bootstrap, None)?;
 
     let mut stack = Supervisor::new();
     let outcome = start_and_wait(
@@ -80,6 +83,7 @@ async fn start_and_wait(
     let mut term = signal(SignalKind::terminate())?;
     let root = &tools.root;
     let mut table: Vec<(String, String)> = Vec::new();
+    let handoff_secret = handoff_secret(&tools.data_dir())?;
 
     if let Some(port) = local_redis_port(&config.redis.url) {
         let dir = tools.data_dir().join("redis");
@@ -117,7 +121,8 @@ async fn start_and_wait(
             .current_dir(root)
             .arg("--config")
             .arg(config_path)
-            .env("PATH", tools.child_path());
+            .env("PATH", tools.child_path())
+            .env(HANDOFF_KEY_ENV, &handoff_secret);
         stack.spawn(name, command)?;
     }
     table.push((
@@ -157,6 +162,7 @@ async fn start_and_wait(
 
     let mut envoy = Command::new(tools.envoy_bin()?);
     envoy
+        .env(HANDOFF_KEY_ENV, &handoff_secret)
         .arg("-c")
         .arg(bootstrap)
         .args(["--concurrency", "2", "--log-level", "warn", "--base-id"])
@@ -254,6 +260,34 @@ async fn http_status(addr: SocketAddr, path: &str) -> Option<u16> {
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).await.ok()?;
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+/// The filter's and ext_authz's shared hand-off secret: `MCP_AUTH_HANDOFF_KEY` when set,
+/// else one made once for this checkout and kept in `data_dir` (readable by its owner only).
+fn handoff_secret(data_dir: &Path) -> Result<String> {
+    if let Some(secret) = std::env::var(HANDOFF_KEY_ENV)
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        return Ok(secret);
+    }
+    let path = data_dir.join("handoff-secret");
+    if let Ok(secret) = std::fs::read_to_string(&path) {
+        return Ok(secret.trim().to_owned());
+    }
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    std::fs::create_dir_all(data_dir)?;
+    let bytes: [u8; 32] = rand::random();
+    let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .and_then(|mut file| file.write_all(secret.as_bytes()))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(secret)
 }
 
 #[cfg(test)]

@@ -45,7 +45,7 @@ fn request(service: &str) -> DecideRequest {
         issued_at: iat,
     };
     DecideRequest {
-        handoff: handoff.encode(),
+        handoff: crate::facts::testing::signed(&handoff),
         method: "POST".into(),
         path: "/svc/mcp".into(),
         host: "gateway".into(),
@@ -54,7 +54,8 @@ fn request(service: &str) -> DecideRequest {
 }
 
 fn decide(shared: &Arc<Shared>, request: &DecideRequest) -> DecideResponse {
-    let service = AuthorizationService::new(shared.clone());
+    let service =
+        AuthorizationService::new(shared.clone(), Arc::new(crate::facts::testing::keys()));
     let (decision, response) = service.decide(&check_request(request)).unwrap();
     decide_response(&decision, response)
 }
@@ -109,7 +110,7 @@ fn a_revoked_token_is_denied_with_the_same_challenge_as_check() {
     let challenge = header(&deny.headers, "www-authenticate").unwrap();
     assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
     // Exactly what Authorization/Check answers for the same request.
-    let (_, check) = AuthorizationService::new(shared)
+    let (_, check) = AuthorizationService::new(shared, Arc::new(crate::facts::testing::keys()))
         .decide(&check_request(&request))
         .unwrap();
     let Some(HttpResponse::DeniedResponse(denied)) = check.http_response else {

@@ -11,7 +11,7 @@ use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, 
 use envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient;
 use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
 use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest, CheckResponse};
-use mcp_auth_proto::handoff::{HANDOFF_HEADER, Handoff};
+use mcp_auth_proto::handoff::{HANDOFF_HEADER, HANDOFF_KEY_ENV, Handoff, HandoffKey};
 use mcp_auth_proto::store::{KeySpace, RevocationEvent, RevocationTarget};
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -21,6 +21,8 @@ use tonic_health::pb::health_client::HealthClient;
 use mcp_auth_testkit::RedisServer;
 
 pub const PREFIX: &str = "test:";
+/// The hand-off secret the filter and this ext_authz share.
+pub const HANDOFF_SECRET: &str = "ext-authz-integration-tests-handoff-secret";
 /// `tokens.access_token` in the test config.
 pub const TTL: u64 = 600;
 
@@ -55,24 +57,41 @@ pub struct ExtAuthz {
 
 impl ExtAuthz {
     pub async fn start(config: &str) -> Self {
+        let env = HashMap::from([(HANDOFF_KEY_ENV.to_owned(), HANDOFF_SECRET.to_owned())]);
+        Self::start_with_env(config, env)
+            .await
+            .expect("ext_authz started")
+    }
+
+    /// [`ExtAuthz::start`] with `env` as its whole environment; an error if it stopped at
+    /// once.
+    pub async fn start_with_env(
+        config: &str,
+        env: HashMap<String, String>,
+    ) -> Result<Self, mcp_auth_ext_authz::ServeError> {
         let dir = tempfile::tempdir().unwrap();
         let config_path = dir.path().join("gateway.yaml");
         std::fs::write(&config_path, config).unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let env: Arc<HashMap<String, String>> = Arc::new(HashMap::new());
-        let task = tokio::spawn(mcp_auth_ext_authz::serve(
+        let mut task = tokio::spawn(mcp_auth_ext_authz::serve(
             config_path.clone(),
-            env,
+            Arc::new(env),
             listener,
             std::future::pending(),
         ));
-        Self {
+        // A refusal to start (config, secrets) comes at once.
+        if let Ok(ended) = tokio::time::timeout(Duration::from_millis(200), &mut task).await {
+            return Err(ended
+                .expect("ext_authz task")
+                .expect_err("serve ended by itself"));
+        }
+        Ok(Self {
             addr,
             config_path,
             _dir: dir,
             task,
-        }
+        })
     }
 
     pub async fn channel(&self) -> Channel {
@@ -151,7 +170,14 @@ impl Token {
         }
     }
 
+    /// The Check Envoy sends for this token's request after the filter admitted it.
     pub fn request(&self) -> CheckRequest {
+        let key = HandoffKey::from_secret(HANDOFF_KEY_ENV, HANDOFF_SECRET).unwrap();
+        self.request_signed_with(&key)
+    }
+
+    /// [`Token::request`] with the hand-off signed with `key`.
+    pub fn request_signed_with(&self, key: &HandoffKey) -> CheckRequest {
         let handoff = Handoff {
             service: self.service.into(),
             subject: self.sub.as_str().into(),
@@ -164,7 +190,7 @@ impl Token {
             issued_at: self.iat,
         };
         let mut headers = HashMap::new();
-        headers.insert(HANDOFF_HEADER.to_owned(), handoff.encode());
+        headers.insert(HANDOFF_HEADER.to_owned(), key.sign(&handoff.encode()));
         headers.insert("authorization".into(), "Bearer secret".into());
         // A client-sent identity header: must be overwritten.
         headers.insert("x-mcp-user-id".into(), "admin".into());

@@ -1,5 +1,7 @@
 use serde_json::json;
 
+use mcp_auth_proto::handoff::{HANDOFF_KEY_ENV, Handoff, HandoffError, HandoffKeys};
+
 use super::*;
 use crate::testing::{self, NOW, RESOURCE, TestKey, claims, mint};
 
@@ -30,7 +32,7 @@ fn config() -> Rc<Config> {
 }
 
 fn worker_with(keys: &[TestKey]) -> Worker {
-    let worker = Worker::new(config(), 100);
+    let worker = Worker::new(config(), 100, handoff_key());
     worker.install_keys(KeySet::parse(&testing::jwks(keys)).unwrap().keys);
     worker
 }
@@ -82,15 +84,36 @@ fn error_code(result: Result<Admitted, Refused>) -> String {
     body["error"].as_str().unwrap().to_owned()
 }
 
+/// The secret tests sign hand-offs with.
+pub(super) const HANDOFF_SECRET: &str = "worker-tests-handoff-secret-of-32+bytes";
+
+pub(super) fn handoff_key() -> HandoffKey {
+    HandoffKey::from_secret(HANDOFF_KEY_ENV, HANDOFF_SECRET).unwrap()
+}
+
 fn valid_token() -> String {
     mint(&TestKey::Ed("ed-1"), &claims())
 }
 
 #[test]
 fn a_valid_token_is_admitted_with_its_hand_off_value() {
-    let admitted = Req::bearer(&valid_token()).decide(&worker(), NOW).unwrap();
-    let value = admitted.handoff_value();
-    let handoff = mcp_auth_proto::handoff::Handoff::decode(&value).unwrap();
+    let worker = worker();
+    let admitted = Req::bearer(&valid_token()).decide(&worker, NOW).unwrap();
+    let value = worker.handoff_value(&admitted);
+    let keys = HandoffKeys {
+        current: handoff_key(),
+        previous: None,
+    };
+    let handoff = Handoff::verify_and_decode(&keys, &value).unwrap();
+    // Only the filter's secret makes the value acceptable.
+    let other = HandoffKeys {
+        current: HandoffKey::from_secret(HANDOFF_KEY_ENV, &HANDOFF_SECRET.repeat(2)).unwrap(),
+        previous: None,
+    };
+    assert_eq!(
+        Handoff::verify_and_decode(&other, &value),
+        Err(HandoffError::BadMac)
+    );
     assert_eq!(handoff.service, "everything");
     assert_eq!(handoff.subject, "12345");
     assert_eq!(handoff.login, "octocat");
@@ -150,7 +173,7 @@ fn two_authorization_headers_or_a_query_token_are_bad_requests() {
 
 #[test]
 fn without_keys_the_answer_is_503() {
-    let worker = Worker::new(config(), 100);
+    let worker = Worker::new(config(), 100, handoff_key());
     assert!(!worker.has_keys());
     assert_eq!(
         status(Req::bearer(&valid_token()).decide(&worker, NOW)),

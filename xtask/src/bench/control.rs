@@ -103,6 +103,10 @@ impl ControlPlane {
                 .arg("--config")
                 .arg(config_path)
                 .envs(&env)
+                .env(
+                    mcp_auth_proto::handoff::HANDOFF_KEY_ENV,
+                    mcp_auth_e2e::envoy::handoff_secret(),
+                )
                 .env("RUST_LOG", "warn")
                 .stdout(Stdio::null())
                 .stderr(Stdio::inherit())
@@ -126,6 +130,7 @@ impl ControlPlane {
         let options = RenderOptions {
             wasm_path: wasm.to_owned(),
             access_log: false,
+            tls_sds_path: None,
         };
         let rendered = render(&config, &options)?;
         let render_fast = |config: &GatewayConfig| {
@@ -291,7 +296,7 @@ listener: {{ address: "127.0.0.1:{port}" }}
 admin: {{ address: "127.0.0.1:0" }}
 redis: {{ url: "{redis}", key_prefix: "bench:" }}
 authserver: {{ listen: "{authserver}", keys_dir: "{keys}", rate_limit_per_minute: 0 }}
-ext_authz: {{ listen: "{ext_authz}" }}
+ext_authz: {{ listen: "{ext_authz}", mode: per_request }}
 access: {{ users: ["*"] }}
 services:
   - name: {SERVICE}
@@ -345,6 +350,7 @@ mod tests {
         let options = RenderOptions {
             wasm_path: "/filter.wasm".into(),
             access_log: false,
+            tls_sds_path: None,
         };
         let mut rendered = Vec::new();
         for (name, extra) in [("plain.yaml", ""), ("policy.yaml", policy::CONFIG)] {

@@ -81,7 +81,7 @@ fn a_remembered_failure_ends_after_its_time() {
 #[test]
 fn a_flood_of_distinct_forgeries_keeps_the_memory_at_its_bound() {
     let capacity = 8;
-    let worker = Worker::new(config(), capacity);
+    let worker = Worker::new(config(), capacity, super::handoff_key());
     worker.install_keys(key_set(&[TestKey::Ed("ed-1")]));
     for i in 0..(3 * capacity as u32) {
         let token = random_signature_token(i);
