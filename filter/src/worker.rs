@@ -16,7 +16,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use mcp_auth_proto::handoff::HandoffKey;
+use mcp_auth_proto::handoff::{HandoffKey, SIGNATURE_LEN};
 
 use crate::bearer::bearer_token;
 use crate::cache::{TokenCache, TokenHash};
@@ -109,10 +109,11 @@ impl Worker {
     pub fn handoff_value(&self, admitted: &Admitted) -> String {
         let claims = &admitted.token.handoff_claims;
         let service = &admitted.route.handoff_service;
-        let mut value = String::with_capacity(claims.len() + service.len());
+        let mut value = String::with_capacity(claims.len() + service.len() + SIGNATURE_LEN);
         value.push_str(claims);
         value.push_str(service);
-        self.handoff_key.sign(&value)
+        self.handoff_key.append_mac(&mut value);
+        value
     }
 
     pub fn has_keys(&self) -> bool {

@@ -42,6 +42,8 @@ pub const HANDOFF_PREVIOUS_KEY_ENV: &str = "MCP_AUTH_HANDOFF_KEY_PREVIOUS";
 pub const MIN_SECRET_BYTES: usize = 32;
 /// Separates the signed part of the value from its MAC.
 const MAC_FIELD: &str = ";mac=";
+/// What [`HandoffKey::append_mac`] adds: the separator and 32 bytes in unpadded base64url.
+pub const SIGNATURE_LEN: usize = MAC_FIELD.len() + 43;
 /// BLAKE3 `derive_key` context: a key for this purpose only, whatever else the secret is.
 const KEY_CONTEXT: &str = "mcp-mesh-auth 2026-12 filter to ext_authz hand-off MAC";
 
@@ -123,11 +125,18 @@ impl HandoffKey {
 
     /// `unsigned` with its MAC appended: the header value.
     pub fn sign(&self, unsigned: &str) -> String {
-        let mut out = String::with_capacity(unsigned.len() + MAC_FIELD.len() + 43);
+        let mut out = String::with_capacity(unsigned.len() + SIGNATURE_LEN);
         out.push_str(unsigned);
-        out.push_str(MAC_FIELD);
-        URL_SAFE_NO_PAD.encode_string(self.mac(unsigned).as_bytes(), &mut out);
+        self.append_mac(&mut out);
         out
+    }
+
+    /// Appends the MAC of `value` to it, in place: `value` becomes the header value (leave
+    /// [`SIGNATURE_LEN`] bytes of spare capacity to avoid a reallocation).
+    pub fn append_mac(&self, value: &mut String) {
+        let mac = self.mac(value);
+        value.push_str(MAC_FIELD);
+        URL_SAFE_NO_PAD.encode_string(mac.as_bytes(), value);
     }
 
     fn mac(&self, unsigned: &str) -> blake3::Hash {
@@ -361,6 +370,7 @@ mod tests {
         let keys = keys(SECRET);
         let signed = keys.current.sign(&sample().encode());
         assert!(signed.starts_with(&sample().encode()));
+        assert_eq!(signed.len(), sample().encode().len() + SIGNATURE_LEN);
         assert_eq!(
             Handoff::verify_and_decode(&keys, &signed).unwrap(),
             sample()

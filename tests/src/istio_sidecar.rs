@@ -123,9 +123,21 @@ impl IstioResources {
         targets: &SidecarTargets,
     ) -> Result<String> {
         let mut filters = Vec::new();
+        // The outbound clusters the filters name, with the process each stands for.
+        let mut outbound: Vec<(String, SocketAddr, bool)> = Vec::new();
         if attached == Attached::All {
             for plugin in self.for_workload("WasmPlugin", workload) {
                 filters.push(wasm_filter(plugin)?);
+                let config = &plugin["spec"]["pluginConfig"];
+                outbound.push((
+                    name_of(&config["jwks"]["cluster"])?,
+                    targets.authserver,
+                    false,
+                ));
+                if config["decisions"].is_object() {
+                    let cluster = name_of(&config["decisions"]["cluster"])?;
+                    outbound.push((cluster, targets.ext_authz, true));
+                }
             }
         }
         for policy in self.for_workload("AuthorizationPolicy", workload) {
@@ -136,7 +148,9 @@ impl IstioResources {
                 .as_str()
                 .context("a CUSTOM policy without a provider")?;
             let provider = &self.extension_provider(name)?["envoyExtAuthzGrpc"];
-            filters.extend(custom_filters(policy, provider)?);
+            let (custom, cluster) = custom_filters(policy, provider)?;
+            filters.extend(custom);
+            outbound.push((cluster, targets.ext_authz, true));
         }
         filters.push(json!({
             "name": "envoy.filters.http.router",
@@ -176,18 +190,11 @@ impl IstioResources {
         });
 
         let mut clusters = vec![cluster(&inbound_cluster, targets.workload, false)];
-        for (host, address, http2) in [
-            ("authserver", targets.authserver, false),
-            ("ext-authz", targets.ext_authz, true),
-        ] {
-            clusters.push(cluster(
-                &format!(
-                    "outbound|{}||{host}.mcp-auth.svc.cluster.local",
-                    mesh_port(host)
-                ),
-                address,
-                http2,
-            ));
+        // The WasmPlugin and the CUSTOM provider name the same ext-authz cluster: once.
+        outbound.sort();
+        outbound.dedup();
+        for (name, address, http2) in &outbound {
+            clusters.push(cluster(name, *address, *http2));
         }
         let bootstrap = json!({
             "admin": { "address": socket("127.0.0.1".parse()?, 0) },
@@ -210,9 +217,11 @@ impl IstioResources {
     }
 }
 
-/// The Service ports of `deploy/k8s/gateway.yaml`'s components, which the test config uses.
-fn mesh_port(host: &str) -> u16 {
-    if host == "authserver" { 8081 } else { 9191 }
+fn name_of(cluster: &Value) -> Result<String> {
+    cluster
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("not a cluster name: {cluster}"))
 }
 
 fn socket(ip: std::net::IpAddr, port: u16) -> Value {
@@ -290,23 +299,23 @@ fn wasm_filter(plugin: &Value) -> Result<Value> {
     }))
 }
 
-/// istiod's translation of a CUSTOM AuthorizationPolicy and its `envoyExtAuthzGrpc` provider.
-fn custom_filters(policy: &Value, provider: &Value) -> Result<Vec<Value>> {
-    let rules = policy["spec"]["rules"].as_array().map_or(0, Vec::len);
+/// istiod's translation of a CUSTOM AuthorizationPolicy and its `envoyExtAuthzGrpc` provider:
+/// the filters, and the outbound cluster they call.
+fn custom_filters(policy: &Value, provider: &Value) -> Result<(Vec<Value>, String)> {
     if policy["spec"]["rules"] != json!([{}]) {
         bail!("the sidecar simulation knows CUSTOM policies whose one rule matches everything");
     }
     let namespace = policy["metadata"]["namespace"].as_str().unwrap_or_default();
     let name = policy["metadata"]["name"].as_str().unwrap_or_default();
-    let mut shadow = serde_json::Map::new();
-    for i in 0..rules {
-        shadow.insert(
-            format!("istio-ext-authz-ns[{namespace}]-policy[{name}]-rule[{i}]"),
-            json!({ "permissions": [{ "any": true }], "principals": [{ "any": true }] }),
-        );
-    }
+    let shadow = json!({
+        format!("istio-ext-authz-ns[{namespace}]-policy[{name}]-rule[0]"): {
+            "permissions": [{ "any": true }],
+            "principals": [{ "any": true }],
+        },
+    });
     let service = provider["service"].as_str().context("provider.service")?;
     let port = provider["port"].as_u64().context("provider.port")?;
+    let cluster = format!("outbound|{port}||{service}");
     let status_on_error: u32 = provider["statusOnError"]
         .as_str()
         .unwrap_or("403")
@@ -317,7 +326,7 @@ fn custom_filters(policy: &Value, provider: &Value) -> Result<Vec<Value>> {
         "grpc_service": {
             // istiod sets the authority to the provider's Service hostname.
             "envoy_grpc": {
-                "cluster_name": format!("outbound|{port}||{service}"),
+                "cluster_name": &cluster,
                 "authority": service,
             },
             "timeout": provider["timeout"].as_str().unwrap_or("600s"),
@@ -339,17 +348,20 @@ fn custom_filters(policy: &Value, provider: &Value) -> Result<Vec<Value>> {
             "pack_as_bytes": body["packAsBytes"].as_bool().unwrap_or(false),
         });
     }
-    Ok(vec![
-        json!({
-            "name": "envoy.filters.http.rbac",
-            "typed_config": {
-                "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
-                "shadow_rules": { "action": "ALLOW", "policies": shadow },
-                "shadow_rules_stat_prefix": "istio_ext_authz_",
-            },
-        }),
-        json!({ "name": "envoy.filters.http.ext_authz", "typed_config": ext_authz }),
-    ])
+    Ok((
+        vec![
+            json!({
+                "name": "envoy.filters.http.rbac",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC",
+                    "shadow_rules": { "action": "ALLOW", "policies": shadow },
+                    "shadow_rules_stat_prefix": "istio_ext_authz_",
+                },
+            }),
+            json!({ "name": "envoy.filters.http.ext_authz", "typed_config": ext_authz }),
+        ],
+        cluster,
+    ))
 }
 
 /// An EnvoyFilter's patches on the inbound route and connection manager.

@@ -227,9 +227,12 @@ services:
         );
         let config_path = dir.path().join("gateway.yaml");
         std::fs::write(&config_path, &yaml)?;
+        // The secret every Envoy of this process gets (Envoy::start).
         let mut env = options.env.clone();
-        env.entry(HANDOFF_KEY_ENV.to_owned())
-            .or_insert_with(|| crate::envoy::handoff_secret().to_owned());
+        env.insert(
+            HANDOFF_KEY_ENV.to_owned(),
+            crate::envoy::handoff_secret().to_owned(),
+        );
         let env: Arc<dyn Env> = Arc::new(env);
         let config = GatewayConfig::load_with_env(&config_path, &*env)?;
 

@@ -47,6 +47,14 @@ pub fn config_yaml(redis_url: &str, grace: &str, resync: &str, global_users: &st
     )
 }
 
+/// `config` in a `gateway.yaml` of a new temporary directory (removed when it is dropped).
+fn config_file(config: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(&path, config).unwrap();
+    (dir, path)
+}
+
 /// An in-process ext_authz on 127.0.0.1:0, stopped on drop.
 pub struct ExtAuthz {
     addr: SocketAddr,
@@ -58,40 +66,37 @@ pub struct ExtAuthz {
 impl ExtAuthz {
     pub async fn start(config: &str) -> Self {
         let env = HashMap::from([(HANDOFF_KEY_ENV.to_owned(), HANDOFF_SECRET.to_owned())]);
-        Self::start_with_env(config, env)
-            .await
-            .expect("ext_authz started")
-    }
-
-    /// [`ExtAuthz::start`] with `env` as its whole environment; an error if it stopped at
-    /// once.
-    pub async fn start_with_env(
-        config: &str,
-        env: HashMap<String, String>,
-    ) -> Result<Self, mcp_auth_ext_authz::ServeError> {
-        let dir = tempfile::tempdir().unwrap();
-        let config_path = dir.path().join("gateway.yaml");
-        std::fs::write(&config_path, config).unwrap();
+        let (dir, config_path) = config_file(config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut task = tokio::spawn(mcp_auth_ext_authz::serve(
+        let task = tokio::spawn(mcp_auth_ext_authz::serve(
             config_path.clone(),
             Arc::new(env),
             listener,
             std::future::pending(),
         ));
-        // A refusal to start (config, secrets) comes at once.
-        if let Ok(ended) = tokio::time::timeout(Duration::from_millis(200), &mut task).await {
-            return Err(ended
-                .expect("ext_authz task")
-                .expect_err("serve ended by itself"));
-        }
-        Ok(Self {
+        Self {
             addr,
             config_path,
             _dir: dir,
             task,
-        })
+        }
+    }
+
+    /// Why an ext_authz with `config` and `env` as its whole environment refuses to start
+    /// (it must stop by itself within 5 s).
+    pub async fn refusal(
+        config: &str,
+        env: HashMap<String, String>,
+    ) -> mcp_auth_ext_authz::ServeError {
+        let (_dir, config_path) = config_file(config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let served =
+            mcp_auth_ext_authz::serve(config_path, Arc::new(env), listener, std::future::pending());
+        tokio::time::timeout(Duration::from_secs(5), served)
+            .await
+            .expect("ext_authz started, although it should have refused")
+            .expect_err("serve ended without an error")
     }
 
     pub async fn channel(&self) -> Channel {

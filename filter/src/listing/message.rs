@@ -86,10 +86,7 @@ impl Policy {
     /// A JSON-RPC object: every `result` member filtered.
     fn filter_response(&self, text: &str) -> Result<Option<(String, usize)>, ListFilterError> {
         let Members(members) = parse(text)?;
-        let mut values: Vec<Cow<'_, str>> = members
-            .iter()
-            .map(|(_, v)| Cow::Borrowed(v.get()))
-            .collect();
+        let mut values = unchanged(&members);
         let mut removed = 0;
         for ((key, value), slot) in members.iter().zip(&mut values) {
             if key.0 == "result"
@@ -106,10 +103,7 @@ impl Policy {
     /// A result object: every list array of a hiding kind filtered.
     fn filter_result(&self, text: &str) -> Result<Option<(String, usize)>, ListFilterError> {
         let Members(members) = parse(text)?;
-        let mut values: Vec<Cow<'_, str>> = members
-            .iter()
-            .map(|(_, v)| Cow::Borrowed(v.get()))
-            .collect();
+        let mut values = unchanged(&members);
         let mut removed = 0;
         for ((key, value), slot) in members.iter().zip(&mut values) {
             let Some((kind, _)) = self.hiding.iter().find(|(kind, _)| kind.array() == key.0) else {
@@ -165,6 +159,14 @@ fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, ListFilterError> {
 }
 
 /// An object from its members' keys and (raw JSON) values.
+/// Each member's value as it is: what [`object`] writes back for members left alone.
+fn unchanged<'a>(members: &[(Text<'_>, &'a RawValue)]) -> Vec<Cow<'a, str>> {
+    members
+        .iter()
+        .map(|(_, v)| Cow::Borrowed(v.get()))
+        .collect()
+}
+
 fn object(members: &[(Text<'_>, &RawValue)], values: &[Cow<'_, str>]) -> String {
     let mut out = String::from("{");
     for (i, ((key, _), value)) in members.iter().zip(values).enumerate() {

@@ -147,16 +147,9 @@ mod tests {
 
     fn scenario(name: &str, rps: f64, cpu: f64) -> Summary {
         Summary {
-            name: name.to_owned(),
-            description: "d",
-            runs: 3,
             rps,
-            p50_ms: 1.0,
-            p99_ms: 2.0,
             cpu_per_req_us: cpu,
-            vs_plain: 1.0,
-            vs_empty_wasm: 1.0,
-            anchor: None,
+            ..Summary::sample(name)
         }
     }
 

@@ -172,16 +172,10 @@ mod tests {
 
     fn scenario(name: &str, rps: f64, cpu: f64, anchor: Option<(&str, f64)>) -> Summary {
         Summary {
-            name: name.to_owned(),
-            description: "d",
-            runs: 3,
             rps,
-            p50_ms: 1.0,
-            p99_ms: 2.0,
             cpu_per_req_us: cpu,
-            vs_plain: 1.0,
-            vs_empty_wasm: 1.0,
             anchor: anchor.map(|(a, r)| (a.to_owned(), r)),
+            ..Summary::sample(name)
         }
     }
 
