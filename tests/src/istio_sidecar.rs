@@ -15,7 +15,7 @@
 //!   body).
 //! - The `EnvoyFilter` patches apply as istiod applies them: `HTTP_ROUTE` `MERGE` into the
 //!   inbound route named `default`, `NETWORK_FILTER` `MERGE` into the inbound HTTP connection
-//!   manager.
+//!   manager, `HTTP_FILTER` `INSERT_BEFORE` in its HTTP filter chain.
 //! - Clusters carry Istio's names (`outbound|PORT||HOST`, `inbound|PORT||`) and point at the
 //!   test's loopback processes; the listener stands for the sidecar's inbound port.
 //!
@@ -371,20 +371,36 @@ fn apply_envoy_filter(filter: &Value, route: &mut Value, manager: &mut Value) ->
         .into_iter()
         .flatten()
     {
-        if patch["match"]["context"] != "SIDECAR_INBOUND" || patch["patch"]["operation"] != "MERGE"
-        {
-            bail!("the sidecar simulation knows SIDECAR_INBOUND MERGE patches: {patch}");
+        if patch["match"]["context"] != "SIDECAR_INBOUND" {
+            bail!("the sidecar simulation knows SIDECAR_INBOUND patches: {patch}");
         }
         let value = &patch["patch"]["value"];
-        match patch["applyTo"].as_str() {
-            Some("HTTP_ROUTE") => {
+        match (
+            patch["applyTo"].as_str(),
+            patch["patch"]["operation"].as_str(),
+        ) {
+            (Some("HTTP_ROUTE"), Some("MERGE")) => {
                 let wanted = &patch["match"]["routeConfiguration"]["vhost"]["route"]["name"];
                 if wanted.is_null() || *wanted == route["name"] {
                     merge(route, value);
                 }
             }
-            Some("NETWORK_FILTER") => merge(manager, &value["typed_config"]),
-            other => bail!("the sidecar simulation does not apply {other:?} patches"),
+            (Some("NETWORK_FILTER"), Some("MERGE")) => merge(manager, &value["typed_config"]),
+            (Some("HTTP_FILTER"), Some("INSERT_BEFORE")) => {
+                let before =
+                    &patch["match"]["listener"]["filterChain"]["filter"]["subFilter"]["name"];
+                let filters = manager["http_filters"]
+                    .as_array_mut()
+                    .context("the connection manager has no HTTP filters")?;
+                let at = filters
+                    .iter()
+                    .position(|filter| filter["name"] == *before)
+                    .with_context(|| format!("no HTTP filter {before} to insert before"))?;
+                filters.insert(at, value.clone());
+            }
+            (apply_to, operation) => {
+                bail!("the sidecar simulation does not apply {apply_to:?} {operation:?} patches")
+            }
         }
     }
     Ok(())

@@ -128,12 +128,18 @@ async fn refused(case: &str, response: reqwest::Response, status: StatusCode, er
 /// A stack for the MCP-endpoint cases: `echo` records what reaches it, the keys are ES256 (so
 /// a signature's high-S twin can be tried), ext_authz in `fast_mode` or per request.
 async fn token_stack(fast_mode: bool) -> (Stack, FakeGitHub) {
+    token_stack_with(fast_mode, "").await
+}
+
+/// [`token_stack`] with `extra_config` added to the gateway config.
+async fn token_stack_with(fast_mode: bool, extra_config: &str) -> (Stack, FakeGitHub) {
     Stack::start_with_github(
         FakeUser::new(583231, "octocat"),
         StackOptions {
             header_echo: true,
             fast_mode,
             authserver_config: "signing_alg: ES256".into(),
+            extra_config: extra_config.into(),
             ..Default::default()
         },
     )
@@ -145,13 +151,20 @@ async fn token_stack(fast_mode: bool) -> (Stack, FakeGitHub) {
 /// address) as written, so paths reach Envoy without a client normalising them; returns the
 /// status and the body.
 async fn raw_http(stack: &Stack, request: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::io::AsyncWriteExt as _;
     let host = stack.envoy.url().trim_start_matches("http://").to_owned();
     let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap();
     stream
         .write_all(request.replace("{host}", &host).as_bytes())
         .await
         .unwrap();
+    read_response(&mut stream).await
+}
+
+/// Reads an HTTP/1.1 response to its end (the request said `connection: close`): its status
+/// and body.
+async fn read_response(stream: &mut tokio::net::TcpStream) -> (u16, String) {
+    use tokio::io::AsyncReadExt as _;
     let mut response = Vec::new();
     stream.read_to_end(&mut response).await.unwrap();
     let response = String::from_utf8_lossy(&response).into_owned();

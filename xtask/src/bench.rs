@@ -10,6 +10,7 @@
 
 mod control;
 mod forge;
+mod handoff_mac;
 mod policy;
 mod procstat;
 mod report;
@@ -94,12 +95,12 @@ fn describe(kind: Kind) -> &'static str {
 }
 
 pub fn bench(tools: &Tools, options: &BenchOptions) -> Result<()> {
-    for (tool, package) in [("wrk", "wrk"), ("taskset", "util-linux")] {
+    tools.install()?;
+    for (tool, package) in crate::tools::BENCH_PACKAGES {
         if crate::tools::which(tool).is_none() {
             bail!("{tool} is not installed: apt-get install {package}");
         }
     }
-    tools.install()?;
     let root = &tools.root;
     run(std::process::Command::new("cargo").current_dir(root).args([
         "build",
@@ -478,6 +479,7 @@ async fn measure(setup: &Setup<'_>) -> Result<Report> {
         procstat::rss_bytes(plane.authserver.pid())?,
     ));
     report.wasm_bytes = std::fs::metadata(filter_wasm)?.len();
+    report.handoff_mac = Some(handoff_mac::measure()?);
     report.missing = missing;
     drop(running);
     drop(plane);

@@ -24,7 +24,9 @@ use anyhow::{Context, Result, bail, ensure};
 use mcp_auth_gateway::GatewayConfig;
 use mcp_auth_gateway::config::ExtAuthzMode;
 use mcp_auth_gateway::endpoint::Endpoint;
-use mcp_auth_gateway::envoy::{RenderOptions, TLS_SDS_FILE, render, render_tls_sds};
+use mcp_auth_gateway::envoy::{
+    POLICY_BODY_FILTER_NAME, RenderOptions, TLS_SDS_FILE, render, render_tls_sds,
+};
 use mcp_auth_gateway::filter_config::filter_config;
 use mcp_auth_proto::handoff::HANDOFF_KEY_ENV;
 use mcp_auth_proto::paths::{self, AUTHSERVER_PUBLIC_PATHS, PathMatch};
@@ -173,7 +175,7 @@ fn istio_files(
     let mut policies = Vec::new();
     for workload in &workloads {
         plugins.push(wasm_plugin(gateway, workload, options)?);
-        route_names.push(inbound_route_name(workload, options));
+        route_names.push(inbound_patches(gateway, workload, options));
         if gateway.ext_authz.mode == ExtAuthzMode::PerRequest {
             policies.push(custom_policy(workload, options));
         }
@@ -205,7 +207,9 @@ fn istio_files(
             path: "envoy-filters.yaml".into(),
             text: header(
                 "Istio names every sidecar inbound route `default`; the filter finds a service's policy by \
-                 route name, so each protected workload's inbound route is named after its service.",
+                 route name, so each protected workload's inbound route is named after its service. \
+                 Header names with underscores are refused; in fast mode a buffer filter after the \
+                 WasmPlugin holds each request until its body is complete, for the policy decision.",
             ) + &documents(&route_names)?,
         },
         Rendered {
@@ -237,10 +241,18 @@ fn istio_files(
         },
         Rendered {
             path: "mesh-config.yaml".into(),
-            text: header(
-                "Not applied by kustomize: merge into the mesh config (`istioctl install -f`, or the same \
-                 `meshConfig.extensionProviders` entry in istiod's Helm values).",
-            ) + &documents(&[mesh_config(gateway, &ext_authz)?])?,
+            text: if gateway.ext_authz.mode == ExtAuthzMode::PerRequest {
+                header(
+                    "Not applied by kustomize: merge into the mesh config (`istioctl install -f`, or the \
+                     same `meshConfig.extensionProviders` entry in istiod's Helm values).",
+                ) + &documents(&[mesh_config(gateway, &ext_authz)?])?
+            } else {
+                header(
+                    "No extension provider in fast mode: no AuthorizationPolicy names one (each WasmPlugin \
+                     asks ext-authz itself). Render with `ext_authz.mode: per_request` for the \
+                     `envoyExtAuthzGrpc` entry.",
+                )
+            },
         },
     ])
 }
@@ -374,8 +386,15 @@ fn wasm_plugin(
     }))
 }
 
-fn inbound_route_name(workload: &Workload<'_>, options: &IstioOptions) -> Value {
-    json!({
+/// The patches of a protected workload's inbound listener: its route named after its
+/// service, header names with underscores refused, and in fast mode the buffer filter after
+/// the WasmPlugin.
+fn inbound_patches(
+    gateway: &GatewayConfig,
+    workload: &Workload<'_>,
+    options: &IstioOptions,
+) -> Value {
+    let mut patches = json!({
         "apiVersion": "networking.istio.io/v1alpha3",
         "kind": "EnvoyFilter",
         "metadata": workload.metadata(format!("mcp-auth-{}-route-name", workload.service.name)),
@@ -406,7 +425,34 @@ fn inbound_route_name(workload: &Workload<'_>, options: &IstioOptions) -> Value 
                 } } },
             }],
         },
-    })
+    });
+    if gateway.ext_authz.mode == ExtAuthzMode::Fast {
+        // As our own Envoy: the WasmPlugin decides a POST on its whole JSON-RPC body, and
+        // this holds the request, headers included, until the body is complete (at most
+        // mcp_policy.max_body_bytes, else 413), so nothing reaches the MCP server before the
+        // decision. Per request, the CUSTOM provider's includeRequestBodyInCheck does it.
+        let buffer = json!({
+            "applyTo": "HTTP_FILTER",
+            "match": {
+                "context": "SIDECAR_INBOUND",
+                "listener": { "filterChain": { "filter": {
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "subFilter": { "name": "envoy.filters.http.router" },
+                } } },
+            },
+            "patch": { "operation": "INSERT_BEFORE", "value": {
+                "name": POLICY_BODY_FILTER_NAME,
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.filters.http.buffer.v3.Buffer",
+                    "max_request_bytes": gateway.mcp_policy.max_body_bytes,
+                },
+            } },
+        });
+        if let Some(list) = patches["spec"]["configPatches"].as_array_mut() {
+            list.push(buffer);
+        }
+    }
+    patches
 }
 
 fn custom_policy(workload: &Workload<'_>, options: &IstioOptions) -> Value {
@@ -681,6 +727,12 @@ pub fn validate_manifests(tools: &Tools, envoy: Option<(&Path, &Path)>) -> Resul
     }
     let mesh_config = root.join("deploy/k8s/overlays/istio/generated/mesh-config.yaml");
     istio.extend(parse_documents(&read(&mesh_config)?)?);
+    let per_request = per_request_istio_objects(root)?;
+    println!(
+        "render-istio, per-request variant: {} Istio objects",
+        per_request.len()
+    );
+    istio.extend(per_request);
 
     // JSON documents: a YAML 1.2 writer leaves `yes` unquoted, which the YAML 1.1 reader of
     // kubernetes-validate takes for a boolean.
@@ -739,6 +791,26 @@ pub fn validate_manifests(tools: &Tools, envoy: Option<(&Path, &Path)>) -> Resul
         );
     }
     Ok(())
+}
+
+/// The Istio objects `render-istio` makes of the shipped config in per-request mode (the
+/// CUSTOM policies and the mesh config's provider, which fast mode does without).
+fn per_request_istio_objects(root: &Path) -> Result<Vec<Value>> {
+    let source = read(&root.join(K8S_CONFIG))?;
+    let mut gateway = GatewayConfig::from_yaml(&source)?;
+    gateway.ext_authz.mode = ExtAuthzMode::PerRequest;
+    let mut objects = Vec::new();
+    for file in istio_files(&gateway, &source, &IstioOptions::default(), "validate")? {
+        for object in parse_documents(&file.text)? {
+            if object["apiVersion"]
+                .as_str()
+                .is_some_and(|v| v.contains("istio.io/"))
+            {
+                objects.push(object);
+            }
+        }
+    }
+    Ok(objects)
 }
 
 fn parse_documents(text: &str) -> Result<Vec<Value>> {
@@ -801,6 +873,47 @@ mod tests {
         );
         assert_eq!(plugin["spec"]["phase"], "AUTHN");
         assert_eq!(config["routes"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn fast_mode_buffers_after_the_plugin_and_per_request_names_the_provider() {
+        let root = Tools::new().unwrap().root;
+        let source = std::fs::read_to_string(root.join(K8S_CONFIG)).unwrap();
+        let mut gateway = GatewayConfig::from_yaml(&source).unwrap();
+        for mode in [ExtAuthzMode::Fast, ExtAuthzMode::PerRequest] {
+            gateway.ext_authz.mode = mode;
+            let files = istio_files(&gateway, &source, &IstioOptions::default(), "test").unwrap();
+            let objects = |name: &str| {
+                let file = files.iter().find(|f| f.path.ends_with(name)).unwrap();
+                parse_documents(&file.text).unwrap()
+            };
+            let patches = objects("envoy-filters.yaml")[0]["spec"]["configPatches"].clone();
+            let buffers: Vec<&Value> = patches
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|p| p["applyTo"] == "HTTP_FILTER")
+                .collect();
+            let fast = mode == ExtAuthzMode::Fast;
+            assert_eq!(buffers.len(), usize::from(fast), "{mode:?}");
+            if fast {
+                let buffer = buffers[0];
+                assert_eq!(buffer["patch"]["operation"], "INSERT_BEFORE");
+                assert_eq!(
+                    buffer["match"]["listener"]["filterChain"]["filter"]["subFilter"]["name"],
+                    "envoy.filters.http.router"
+                );
+                assert_eq!(
+                    buffer["patch"]["value"]["typed_config"]["max_request_bytes"],
+                    gateway.mcp_policy.max_body_bytes
+                );
+            }
+            assert_eq!(objects("mesh-config.yaml").len(), usize::from(!fast));
+            assert_eq!(
+                objects("authorization-policies.yaml").len(),
+                usize::from(!fast) * gateway.services.len()
+            );
+        }
     }
 
     #[test]

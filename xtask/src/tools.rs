@@ -99,6 +99,8 @@ pub const CATALOGUE_LAUNCHERS: &[(&str, &str, &str)] = &[(
 /// Debian packages the catalogue's servers run: (command, package). The `tmux` service
 /// drives tmux.
 const DEBIAN_CATALOGUE_PACKAGES: &[(&str, &str)] = &[("tmux", "tmux")];
+/// `cargo xtask bench`'s load generator and CPU pinning: (command, Debian package).
+pub const BENCH_PACKAGES: &[(&str, &str)] = &[("wrk", "wrk"), ("taskset", "util-linux")];
 /// The container engine of `cargo xtask images` and the compose test (NOTES.md: podman 4.3
 /// with runc, since crun cannot set rlimits on these machines), and mmdebstrap for a Debian
 /// base image where no registry is reachable: (command, Debian package).
@@ -259,7 +261,11 @@ impl Tools {
         if !Path::new(CHROMIUM_BIN).is_file() {
             apt.want_all(DEBIAN_BROWSER_PACKAGES);
         }
-        for (command, package) in CONTAINER_PACKAGES.iter().chain(DEBIAN_CATALOGUE_PACKAGES) {
+        for (command, package) in CONTAINER_PACKAGES
+            .iter()
+            .chain(DEBIAN_CATALOGUE_PACKAGES)
+            .chain(BENCH_PACKAGES)
+        {
             if which(command).is_none() && !Path::new("/usr/sbin").join(command).is_file() {
                 apt.want(package);
             }

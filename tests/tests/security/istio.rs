@@ -29,14 +29,21 @@ ext_authz:
   url: http://ext-authz.mcp-auth.svc.cluster.local:9191
   mode: {mode}
 access: {{ users: ["*"] }}
-services:
+{policy}services:
   - name: echo
     upstream: {{ url: "http://echo.mcp.svc.cluster.local:3001/mcp" }}
 "#,
         issuer = stack.issuer(),
         mode = if fast_mode { "fast" } else { "per_request" },
+        policy = POLICY,
     )
 }
+
+/// The MCP policy of the stack and of the rendered resources: one tool nobody may call.
+const POLICY: &str = r#"mcp_policy:
+  rules:
+    - { name: echo-forbidden, services: [echo], methods: [tools/call], names: [forbidden], allow: { users: [nobody-at-all] } }
+"#;
 
 /// One sidecar Envoy in front of the stack's echo server.
 async fn sidecar(resources: &IstioResources, stack: &Stack, attached: Attached) -> (Envoy, String) {
@@ -69,7 +76,7 @@ async fn wait_for_keys(url: &str) {
 }
 
 async fn the_filter_in_an_istio_sidecar(fast_mode: bool) {
-    let (stack, _github) = token_stack(fast_mode).await;
+    let (stack, _github) = token_stack_with(fast_mode, POLICY).await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("gateway.yaml");
     std::fs::write(&config, istio_config(&stack, fast_mode)).unwrap();
@@ -125,6 +132,8 @@ async fn the_filter_in_an_istio_sidecar(fast_mode: bool) {
     assert_eq!(underscored.status(), StatusCode::BAD_REQUEST);
     assert_eq!(reached(&stack), 1);
 
+    nothing_reaches_the_workload_before_the_policy_decides(&envoy, &stack, &bearer).await;
+
     // Revoked: refused by the sidecar within 1 s.
     assert_eq!(
         mcp_auth_e2e::oauth::revoke(&discovered, &client_id, &bearer[7..]).await,
@@ -145,11 +154,62 @@ async fn the_filter_in_an_istio_sidecar(fast_mode: bool) {
     )
     .await
     .unwrap();
-    assert_eq!(reached(&stack), 1);
+    assert_eq!(reached(&stack), 2, "a revoked token reached the workload");
 
     if !fast_mode {
         forged_handoffs_where_the_filter_does_not_run(&resources, &stack).await;
     }
+}
+
+/// A `tools/call` the policy denies, its body sent in two parts a moment apart: the
+/// workload's server sees nothing of it, not even its headers, while the sidecar waits for
+/// the rest of the body (per request, the CUSTOM provider's request body; in fast mode, the
+/// buffer filter the EnvoyFilter inserts after the WasmPlugin), then refuses it. An allowed
+/// call sent the same way reaches it.
+async fn nothing_reaches_the_workload_before_the_policy_decides(
+    envoy: &Envoy,
+    stack: &Stack,
+    bearer: &str,
+) {
+    let call = |id: u32, name: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{name}","arguments":{{}}}}}}"#
+        )
+    };
+    let before = reached(stack);
+    let (status, body) = slow_post(envoy, bearer, &call(1, "forbidden")).await;
+    assert_eq!(status, 403, "{body}");
+    let error: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        error["error"]["message"],
+        "tools/call forbidden is not allowed for you"
+    );
+    assert_eq!(
+        reached(stack),
+        before,
+        "the denied call reached the workload"
+    );
+    let (status, body) = slow_post(envoy, bearer, &call(2, "allowed")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(reached(stack), before + 1);
+}
+
+/// POSTs `body` to the sidecar's `/mcp` over HTTP/1.1, its first half, then, 300 ms later,
+/// the rest. Returns status and body.
+async fn slow_post(envoy: &Envoy, bearer: &str, body: &str) -> (u16, String) {
+    use tokio::io::AsyncWriteExt as _;
+    let host = envoy.url().trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nhost: {host}\r\nauthorization: {bearer}\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    let (first, rest) = body.split_at(body.len() / 2);
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(first.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stream.write_all(rest.as_bytes()).await.unwrap();
+    read_response(&mut stream).await
 }
 
 /// A workload with the CUSTOM provider but no WasmPlugin: a client's own hand-off header

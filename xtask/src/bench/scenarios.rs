@@ -3,7 +3,8 @@
 //! settings), answers the MCP route with a direct `200` instead of an upstream, and keeps
 //! only the HTTP filters it measures — so the scenarios differ in their filters alone.
 //! Those of one [`Workload`] send the same request and get the same answer; a policy
-//! scenario is compared with the anchors of its own workload.
+//! scenario is compared with the anchors of its own workload. Every one answers after the
+//! whole request body ([`hold_until_body_is_whole`]).
 
 use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
@@ -199,7 +200,38 @@ pub fn bootstrap(kind: Kind, inputs: &Inputs<'_>, port: u16, side_port: u16) -> 
         ),
         Kind::SeedVerify => bail!("the seed scenario has no Envoy"),
     }
+    let listener = &mut doc["static_resources"]["listeners"][0];
+    let filters = hcm(listener)?["http_filters"]
+        .as_array_mut()
+        .context("http_filters")?;
+    hold_until_body_is_whole(filters, inputs.rendered_fast)?;
     Ok(serde_yaml_ng::to_string(&doc)?)
+}
+
+/// Every scenario answers after the whole request, as the fast chain must (its buffer
+/// filter) and the per-request chain does (ext_authz reads the body): a direct response
+/// sent on the headers alone, before the body, makes Envoy close the HTTP/1.1 connection,
+/// and the reconnections would make the scenarios without a buffer look dearer than they
+/// are. So those get the rendered fast chain's buffer filter before the router.
+fn hold_until_body_is_whole(filters: &mut Vec<Value>, rendered_fast: &str) -> Result<()> {
+    let reads_body = |f: &Value| f["name"] == POLICY_BODY || f["name"] == EXT_AUTHZ;
+    if filters.iter().any(reads_body) {
+        return Ok(());
+    }
+    let fast: Value = serde_yaml_ng::from_str(rendered_fast).context("rendered bootstrap")?;
+    let buffer =
+        fast["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+            ["http_filters"]
+            .as_array()
+            .and_then(|filters| filters.iter().find(|f| f["name"] == POLICY_BODY))
+            .context("the fast chain's buffer filter")?
+            .clone();
+    let router = filters
+        .iter()
+        .position(|f| f["name"] == ROUTER)
+        .context("the router filter")?;
+    filters.insert(router, buffer);
+    Ok(())
 }
 
 /// Changes the token filter's plugin configuration (JSON inside the bootstrap's YAML).
