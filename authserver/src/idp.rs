@@ -1,9 +1,12 @@
 //! Upstream identity providers behind one trait: who the user is, and what the allow-lists
-//! need to know about them (organisations, teams). GitHub is the real one; the dev login is
-//! a stand-in for local development.
+//! need to know about them (organisations, teams, verified email, groups). GitHub and any
+//! OpenID Connect provider are the real ones; the dev login is a stand-in for local
+//! development.
 
 pub mod dev;
 pub mod github;
+pub mod http;
+pub mod oidc;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -33,12 +36,15 @@ pub struct Needs {
 
 /// An upstream identity provider.
 pub trait IdentityProvider: Send + Sync + std::fmt::Debug {
+    /// Stable short name: `github`, `dev`, or the OIDC provider's configured id.
+    fn id(&self) -> &str;
+
     /// Shown on the consent page ("You will sign in with …").
-    fn display_name(&self) -> &'static str;
+    fn display_name(&self) -> &str;
 
     /// Where to send the browser to sign in, carrying our single-use `state` and the S256
-    /// `code_challenge` of our own PKCE verifier.
-    fn login_url(&self, state: &str, code_challenge: &str, needs: Needs) -> String;
+    /// challenge of `code_verifier`, our own PKCE verifier (which never leaves the server).
+    fn login_url(&self, state: &str, code_verifier: &str, needs: Needs) -> String;
 
     /// The user behind the callback's `code` (exchanged with our PKCE `code_verifier`).
     fn identify<'a>(
@@ -48,4 +54,13 @@ pub trait IdentityProvider: Send + Sync + std::fmt::Debug {
         needs: Needs,
         now: u64,
     ) -> BoxFuture<'a, Result<UserRecord, IdpError>>;
+}
+
+/// The S256 code challenge of `verifier` (RFC 7636 §4.2).
+pub fn pkce_challenge(verifier: &str) -> String {
+    let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        hash.as_ref(),
+    )
 }

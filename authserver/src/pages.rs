@@ -1,5 +1,5 @@
-//! Server-rendered HTML (minijinja, auto-escaped): the consent page, the dev login form and
-//! error pages. Pages can never be framed (`X-Frame-Options: DENY`, CSP `frame-ancestors
+//! Server-rendered HTML (minijinja, auto-escaped): the consent page, the identity provider
+//! choice, the dev login form and error pages. Pages can never be framed (`X-Frame-Options: DENY`, CSP `frame-ancestors
 //! 'none'`), load no script, share no browsing context group with another site's window
 //! (`Cross-Origin-Opener-Policy: same-origin`: a page that opened ours cannot script or
 //! navigate it), and are never cached. Names a client chose are isolated in `<bdi>`, so
@@ -21,6 +21,7 @@ static TEMPLATES: LazyLock<Result<Environment<'static>, minijinja::Error>> = Laz
     let mut env = Environment::new();
     env.add_template("base.html", include_str!("templates/base.html"))?;
     env.add_template("consent.html", include_str!("templates/consent.html"))?;
+    env.add_template("choose.html", include_str!("templates/choose.html"))?;
     env.add_template("dev_login.html", include_str!("templates/dev_login.html"))?;
     env.add_template("error.html", include_str!("templates/error.html"))?;
     Ok(env)

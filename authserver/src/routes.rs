@@ -1,6 +1,7 @@
 //! The HTTP API: one module per endpoint family, assembled here.
 
 mod authorize;
+mod choose;
 mod client_auth;
 pub(crate) mod extract;
 mod flow;
@@ -76,6 +77,8 @@ pub fn router(state: AppState) -> Router {
         .route(paths::AUTHORIZE, get(authorize::authorize))
         .route(authorize::CONSENT_PATH, post(authorize::consent))
         .route(crate::idp::github::CALLBACK_PATH, get(login::callback))
+        .route(crate::idp::oidc::CALLBACK_PATH, get(login::oidc_callback))
+        .route(choose::CHOOSE_PATH, post(choose::choose))
         .route(
             crate::idp::dev::DEV_LOGIN_PATH,
             get(login::dev_form).post(login::dev_submit),

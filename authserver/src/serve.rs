@@ -29,12 +29,20 @@ pub enum ServeError {
     RedisUrl(#[source] StoreError),
     #[error("HTTP server: {0}")]
     Io(#[from] std::io::Error),
+    /// An OpenID provider's discovery failed at start.
+    #[error("{0}")]
+    Oidc(#[from] crate::idp::oidc::OidcSetupError),
 }
 
 impl ServeError {
     /// True when the config or environment is at fault (the binary exits 64).
     pub fn is_config_error(&self) -> bool {
-        matches!(self, ServeError::Settings(_) | ServeError::RedisUrl(_))
+        matches!(
+            self,
+            ServeError::Settings(_)
+                | ServeError::RedisUrl(_)
+                | ServeError::Oidc(crate::idp::oidc::OidcSetupError::Config { .. })
+        )
     }
 }
 

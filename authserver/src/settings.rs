@@ -13,6 +13,7 @@ use url::Url;
 
 use crate::idp::github::GitHubSettings;
 use crate::secret::Secret;
+use mcp_auth_gateway::oidc::{ENV_PROVIDER_ID, OidcProvider};
 
 /// `GITHUB_URL` default: where users sign in.
 pub const DEFAULT_GITHUB_URL: &str = "https://github.com";
@@ -22,14 +23,23 @@ pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
 /// Why the config and environment cannot run an authserver. Each names the field or variable.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    #[error("{var} is set but {missing} is not: GitHub login needs both")]
-    HalfGitHubCredentials {
+    #[error("{var} is set but {missing} is not: the login needs both")]
+    HalfCredentials {
         var: &'static str,
         missing: &'static str,
     },
     #[error(
-        "GITHUB_CLIENT_ID and GITHUB_CLIENT_SECRET are unset and `issuer` {issuer} is not a \
-         loopback URL: the dev login (no GitHub) is only allowed on loopback"
+        "OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET go together: set all three or none"
+    )]
+    PartialOidcEnv,
+    #[error("authserver.oidc_providers {id}: its client secret is read from {var}, which is unset")]
+    MissingOidcSecret { id: String, var: String },
+    #[error(transparent)]
+    Oidc(mcp_auth_gateway::ConfigError),
+    #[error(
+        "no identity provider is configured (GITHUB_CLIENT_ID/GITHUB_CLIENT_SECRET, \
+         authserver.oidc_providers, OIDC_*, GOOGLE_*) and `issuer` {issuer} is not a \
+         loopback URL: the dev login is only allowed on loopback"
     )]
     DevLoginOnPublicIssuer { issuer: String },
     #[error("{var}: {value:?} is not an http(s) URL: {problem}")]
@@ -65,7 +75,12 @@ pub struct ResourceService {
 #[derive(Debug, Clone)]
 pub enum IdentityProviderSettings {
     GitHub(GitHubSettings),
-    /// No GitHub credentials on a loopback issuer: a "sign in as" form, for development only.
+    /// An OpenID Connect provider, with its client secret from the environment.
+    Oidc {
+        provider: Box<OidcProvider>,
+        client_secret: Secret,
+    },
+    /// No provider configured on a loopback issuer: a "sign in as" form, for development only.
     Dev,
 }
 
@@ -112,7 +127,9 @@ pub struct Settings {
     pub xff_trusted_hops: u32,
     /// `redis:` (URL, key prefix, TLS files).
     pub redis: mcp_auth_gateway::config::RedisConfig,
-    pub identity_provider: IdentityProviderSettings,
+    /// Every provider users may sign in with, in the order the choice page lists them
+    /// (GitHub first); the dev login alone when none is configured.
+    pub identity_providers: Vec<IdentityProviderSettings>,
 }
 
 impl Settings {
@@ -120,7 +137,7 @@ impl Settings {
     pub fn from_config(config: &GatewayConfig, env: &dyn Env) -> Result<Self, SettingsError> {
         let provided_key = crate::keys::ProvidedKey::from_env(env)?;
         let issuer = config.issuer_str().to_owned();
-        let identity_provider = identity_provider(&config.issuer, env)?;
+        let identity_providers = identity_providers(config, env)?;
         let services = config
             .services
             .iter()
@@ -169,7 +186,7 @@ impl Settings {
             trusted_proxies: config.authserver.trusted_proxies.clone(),
             xff_trusted_hops: config.listener.xff_num_trusted_hops,
             redis: config.redis.clone(),
-            identity_provider,
+            identity_providers,
         })
     }
 
@@ -194,7 +211,10 @@ impl Settings {
 
     /// True when the dev login replaces GitHub.
     pub fn is_dev_login(&self) -> bool {
-        matches!(self.identity_provider, IdentityProviderSettings::Dev)
+        matches!(
+            self.identity_providers.as_slice(),
+            [IdentityProviderSettings::Dev]
+        )
     }
 
     /// The RFC 9728 §3.1 metadata path of a resource path (`/a/mcp` →
@@ -204,35 +224,125 @@ impl Settings {
     }
 }
 
-fn identity_provider(
-    issuer: &Url,
+/// GitHub (with `GITHUB_CLIENT_ID`/`GITHUB_CLIENT_SECRET`), then `authserver.oidc_providers`
+/// with `OIDC_ISSUER`/`OIDC_CLIENT_ID`/`OIDC_CLIENT_SECRET` (provider `oidc`) and the Google
+/// preset (`GOOGLE_CLIENT_ID`/`GOOGLE_CLIENT_SECRET`, `GOOGLE_HOSTED_DOMAIN`) replacing a
+/// configured provider of the same id; the dev login when there is none, on loopback only.
+fn identity_providers(
+    config: &GatewayConfig,
     env: &dyn Env,
-) -> Result<IdentityProviderSettings, SettingsError> {
-    let id = env.var("GITHUB_CLIENT_ID");
-    let secret = env.var("GITHUB_CLIENT_SECRET");
-    match (id, secret) {
-        (Some(client_id), Some(client_secret)) => {
-            let web_url = env_url(env, "GITHUB_URL", DEFAULT_GITHUB_URL)?;
-            let api_url = env_url(env, "GITHUB_API_URL", DEFAULT_GITHUB_API_URL)?;
-            Ok(IdentityProviderSettings::GitHub(GitHubSettings {
-                client_id,
-                client_secret: Secret::new(client_secret),
-                web_url,
-                api_url,
-            }))
+) -> Result<Vec<IdentityProviderSettings>, SettingsError> {
+    let mut providers = Vec::new();
+    if let Some(github) = github(env)? {
+        providers.push(IdentityProviderSettings::GitHub(github));
+    }
+    let mut oidc = config.authserver.oidc_providers.clone();
+    fn replace(providers: &mut Vec<OidcProvider>, provider: OidcProvider) {
+        providers.retain(|p| p.id != provider.id);
+        providers.push(provider);
+    }
+    match (
+        env.var("OIDC_ISSUER"),
+        env.var("OIDC_CLIENT_ID"),
+        env.var("OIDC_CLIENT_SECRET"),
+    ) {
+        (None, None, None) => {}
+        (Some(issuer), Some(client_id), Some(_)) => {
+            let issuer = Url::parse(&issuer).map_err(|e| SettingsError::BadUrl {
+                var: "OIDC_ISSUER",
+                value: issuer.clone(),
+                problem: e.to_string(),
+            })?;
+            let configured = oidc.iter().find(|p| p.id == ENV_PROVIDER_ID).cloned();
+            let mut provider: OidcProvider = configured.unwrap_or_else(|| OidcProvider {
+                id: ENV_PROVIDER_ID.into(),
+                display_name: None,
+                issuer: issuer.clone(),
+                client_id: client_id.clone(),
+                client_secret_env: None,
+                scopes: Vec::new(),
+                claims: Default::default(),
+                hosted_domain: None,
+                userinfo: false,
+                trusted_audiences: Vec::new(),
+            });
+            provider.issuer = issuer;
+            provider.client_id = client_id;
+            provider.client_secret_env = Some("OIDC_CLIENT_SECRET".into());
+            replace(&mut oidc, provider);
         }
-        (Some(_), None) => Err(SettingsError::HalfGitHubCredentials {
+        _ => return Err(SettingsError::PartialOidcEnv),
+    }
+    match (env.var("GOOGLE_CLIENT_ID"), env.var("GOOGLE_CLIENT_SECRET")) {
+        (None, None) => {}
+        (Some(client_id), Some(_)) => {
+            let google =
+                OidcProvider::google(client_id, env.var("GOOGLE_HOSTED_DOMAIN")).map_err(|e| {
+                    SettingsError::BadUrl {
+                        var: "GOOGLE_CLIENT_ID",
+                        value: mcp_auth_gateway::oidc::GOOGLE_ISSUER.into(),
+                        problem: e.to_string(),
+                    }
+                })?;
+            replace(&mut oidc, google);
+        }
+        (Some(_), None) => {
+            return Err(SettingsError::HalfCredentials {
+                var: "GOOGLE_CLIENT_ID",
+                missing: "GOOGLE_CLIENT_SECRET",
+            });
+        }
+        (None, Some(_)) => {
+            return Err(SettingsError::HalfCredentials {
+                var: "GOOGLE_CLIENT_SECRET",
+                missing: "GOOGLE_CLIENT_ID",
+            });
+        }
+    }
+    mcp_auth_gateway::validate_oidc_providers(&oidc).map_err(SettingsError::Oidc)?;
+    for provider in oidc {
+        let var = provider.secret_var();
+        let secret = env
+            .var(&var)
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| SettingsError::MissingOidcSecret {
+                id: provider.id.clone(),
+                var: var.clone(),
+            })?;
+        providers.push(IdentityProviderSettings::Oidc {
+            provider: Box::new(provider),
+            client_secret: Secret::new(secret),
+        });
+    }
+    if providers.is_empty() {
+        if !is_loopback(&config.issuer) {
+            return Err(SettingsError::DevLoginOnPublicIssuer {
+                issuer: config.issuer.as_str().trim_end_matches('/').to_owned(),
+            });
+        }
+        providers.push(IdentityProviderSettings::Dev);
+    }
+    Ok(providers)
+}
+
+/// GitHub's OAuth app, when both of its credentials are set.
+fn github(env: &dyn Env) -> Result<Option<GitHubSettings>, SettingsError> {
+    match (env.var("GITHUB_CLIENT_ID"), env.var("GITHUB_CLIENT_SECRET")) {
+        (Some(client_id), Some(client_secret)) => Ok(Some(GitHubSettings {
+            client_id,
+            client_secret: Secret::new(client_secret),
+            web_url: env_url(env, "GITHUB_URL", DEFAULT_GITHUB_URL)?,
+            api_url: env_url(env, "GITHUB_API_URL", DEFAULT_GITHUB_API_URL)?,
+        })),
+        (Some(_), None) => Err(SettingsError::HalfCredentials {
             var: "GITHUB_CLIENT_ID",
             missing: "GITHUB_CLIENT_SECRET",
         }),
-        (None, Some(_)) => Err(SettingsError::HalfGitHubCredentials {
+        (None, Some(_)) => Err(SettingsError::HalfCredentials {
             var: "GITHUB_CLIENT_SECRET",
             missing: "GITHUB_CLIENT_ID",
         }),
-        (None, None) if is_loopback(issuer) => Ok(IdentityProviderSettings::Dev),
-        (None, None) => Err(SettingsError::DevLoginOnPublicIssuer {
-            issuer: issuer.as_str().trim_end_matches('/').to_owned(),
-        }),
+        (None, None) => Ok(None),
     }
 }
 
@@ -361,7 +471,8 @@ mod tests {
             ]),
         )
         .unwrap();
-        let IdentityProviderSettings::GitHub(github) = settings.identity_provider else {
+        let [IdentityProviderSettings::GitHub(github)] = settings.identity_providers.as_slice()
+        else {
             panic!("expected GitHub");
         };
         assert_eq!(github.web_url, "https://ghe.example.com");
@@ -377,6 +488,61 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("GITHUB_URL"), "{err}");
+    }
+
+    #[test]
+    fn oidc_providers_come_from_config_and_environment_with_their_secrets() {
+        let with_provider = GatewayConfig::from_yaml(
+            "issuer: https://gw.example.com\nauthserver:\n  oidc_providers:\n    - { id: sso, issuer: 'https://sso.example.com/realms/acme', client_id: mcp }\nservices:\n  - name: everything\n    upstream: { url: \"http://127.0.0.1:3001/mcp\" }\n",
+        )
+        .unwrap();
+        let err = Settings::from_config(&with_provider, &env(&[])).unwrap_err();
+        assert!(err.to_string().contains("OIDC_SSO_CLIENT_SECRET"), "{err}");
+        let settings = Settings::from_config(
+            &with_provider,
+            &env(&[
+                ("OIDC_SSO_CLIENT_SECRET", "s1"),
+                ("GOOGLE_CLIENT_ID", "g"),
+                ("GOOGLE_CLIENT_SECRET", "s2"),
+                ("GOOGLE_HOSTED_DOMAIN", "example.com"),
+                ("GITHUB_CLIENT_ID", "id"),
+                ("GITHUB_CLIENT_SECRET", "secret"),
+            ]),
+        )
+        .unwrap();
+        let ids: Vec<String> = settings
+            .identity_providers
+            .iter()
+            .map(|p| match p {
+                IdentityProviderSettings::GitHub(_) => "github".to_owned(),
+                IdentityProviderSettings::Oidc { provider, .. } => provider.id.clone(),
+                IdentityProviderSettings::Dev => "dev".to_owned(),
+            })
+            .collect();
+        assert_eq!(ids, ["github", "sso", "google"]);
+        assert!(!settings.is_dev_login());
+        let err = Settings::from_config(
+            &config("https://gw.example.com"),
+            &env(&[("OIDC_ISSUER", "https://op.example.com")]),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("OIDC_CLIENT_ID"), "{err}");
+        let settings = Settings::from_config(
+            &config("https://gw.example.com"),
+            &env(&[
+                ("OIDC_ISSUER", "https://op.example.com"),
+                ("OIDC_CLIENT_ID", "c"),
+                ("OIDC_CLIENT_SECRET", "s"),
+            ]),
+        )
+        .unwrap();
+        let [IdentityProviderSettings::Oidc { provider, .. }] =
+            settings.identity_providers.as_slice()
+        else {
+            panic!("expected the OIDC_* provider alone");
+        };
+        assert_eq!(provider.id, "oidc");
+        assert_eq!(provider.issuer.as_str(), "https://op.example.com/");
     }
 
     #[test]

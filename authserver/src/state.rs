@@ -9,6 +9,7 @@ use mcp_auth_gateway::env::Env;
 use crate::clients::cimd::CimdResolver;
 use crate::idp::dev::DevLogin;
 use crate::idp::github::GitHub;
+use crate::idp::oidc::Oidc;
 use crate::idp::{IdentityProvider, Needs};
 use crate::keys::{KeyStore, KeyTiming};
 use crate::oauth::access;
@@ -28,7 +29,9 @@ pub struct AppState {
     pub(crate) store: Store,
     pub(crate) documents: Arc<CimdResolver>,
     pub(crate) sessions: Arc<SessionKeys>,
-    pub(crate) idp: Arc<dyn IdentityProvider>,
+    /// Every provider users may sign in with (at least one; the dev login alone when none is
+    /// configured), in the order the choice page lists them.
+    pub(crate) idps: Arc<[Arc<dyn IdentityProvider>]>,
     /// What every login must fetch so the user record serves every allow-list.
     pub(crate) needs: Needs,
     /// `None` when `authserver.rate_limit_per_minute` is 0.
@@ -71,13 +74,28 @@ impl AppState {
         })
         .await
         .map_err(|e| ServeError::Io(std::io::Error::other(e)))??;
-        let idp: Arc<dyn IdentityProvider> = match &settings.identity_provider {
-            IdentityProviderSettings::GitHub(github) => Arc::new(
-                GitHub::new(github.clone(), &settings.issuer)
-                    .map_err(|e| ServeError::Io(std::io::Error::other(e)))?,
-            ),
-            IdentityProviderSettings::Dev => Arc::new(DevLogin::new(&settings.issuer)),
-        };
+        let mut idps: Vec<Arc<dyn IdentityProvider>> = Vec::new();
+        for provider in &settings.identity_providers {
+            idps.push(match provider {
+                IdentityProviderSettings::GitHub(github) => Arc::new(
+                    GitHub::new(github.clone(), &settings.issuer)
+                        .map_err(|e| ServeError::Io(std::io::Error::other(e)))?,
+                ),
+                IdentityProviderSettings::Oidc {
+                    provider,
+                    client_secret,
+                } => Arc::new(
+                    Oidc::discover(
+                        (**provider).clone(),
+                        client_secret.clone(),
+                        &settings.issuer,
+                    )
+                    .await
+                    .map_err(ServeError::Oidc)?,
+                ),
+                IdentityProviderSettings::Dev => Arc::new(DevLogin::new(&settings.issuer)),
+            });
+        }
         let lists = || {
             std::iter::once(&settings.global_access)
                 .chain(settings.services.iter().filter_map(|s| s.access.as_ref()))
@@ -104,7 +122,7 @@ impl AppState {
             store,
             documents: Arc::new(documents),
             sessions: Arc::new(SessionKeys::new(&session_key)),
-            idp,
+            idps: idps.into(),
             needs,
             clock: Arc::new(system_now),
         })
@@ -131,8 +149,18 @@ impl AppState {
     /// through `GITHUB_*` instead; this is for providers that are not GitHub at all).
     #[doc(hidden)]
     pub fn with_identity_provider(mut self, idp: Arc<dyn IdentityProvider>) -> Self {
-        self.idp = idp;
+        self.idps = Arc::from([idp]);
         self
+    }
+
+    /// The provider named `id`; `None` names the only one (a pending authorization stored
+    /// before providers had ids).
+    pub(crate) fn idp(&self, id: Option<&str>) -> Option<&Arc<dyn IdentityProvider>> {
+        match id {
+            Some(id) => self.idps.iter().find(|p| p.id() == id),
+            None if self.idps.len() == 1 => self.idps.first(),
+            None => None,
+        }
     }
 
     /// Now, in seconds since the Unix epoch.

@@ -2,77 +2,50 @@
 //!
 //! A user passes when the global `access` list matches **and**, if the service has an
 //! `access` list of its own, that one matches too (the service list narrows the global one).
-//! A list matches when `users` holds `*` or the user's login, or when one of the user's
-//! organisations or teams is listed. Logins, organisations and team slugs are compared
-//! ASCII-case-insensitively, as GitHub treats them.
+//! A list matches by [`AccessList::admits`], the rule the authserver applies at login.
 //!
-//! Organisations and teams come from the user's [`UserRecord`] (what GitHub said at their
-//! last login); without one only the `users` list can match, so a user with no record facing
-//! lists that name only orgs or teams is refused.
+//! Organisations, teams, the verified email and groups come from the user's [`UserRecord`]
+//! (what the identity provider said at their last login); without one only the `users` list
+//! can match, so a user with no record facing lists that name only those is refused.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use mcp_auth_gateway::GatewayConfig;
-use mcp_auth_gateway::config::{AccessList, IdentityClaim};
+use mcp_auth_gateway::config::{AccessList, IdentityClaim, Member};
 use mcp_auth_proto::store::UserRecord;
 
-/// One compiled `access` list.
+/// One `access` list, decided by the one membership rule ([`AccessList::admits`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AccessRule {
-    anyone: bool,
-    users: Vec<String>,
-    orgs: Vec<String>,
-    teams: Vec<String>,
-}
+pub struct AccessRule(AccessList);
 
 impl AccessRule {
-    /// Compiles a config `access` list. An empty list matches nobody: a deployment that
-    /// names no one lets no one in, rather than everyone.
+    /// An empty list matches nobody: a deployment that names no one lets no one in, rather
+    /// than everyone.
     pub fn new(list: &AccessList) -> Self {
-        Self {
-            anyone: list.allows_anyone(),
-            users: list
-                .users
-                .iter()
-                .filter(|u| u.as_str() != AccessList::ANYONE)
-                .cloned()
-                .collect(),
-            orgs: list.orgs.clone(),
-            teams: list.teams.clone(),
-        }
+        Self(list.clone())
     }
 
-    /// True when `user` is on this list.
+    /// True when `user` is on this list. Without a record only the token's login can match.
     pub fn allows(&self, user: &User<'_>) -> bool {
-        if self.anyone {
-            return true;
-        }
-        if !user.login.is_empty() && contains_ignore_case(&self.users, user.login) {
-            return true;
-        }
-        let Some(record) = user.record else {
-            return false;
+        let member = match user.record {
+            Some(record) => Member {
+                login: user.login,
+                ..Member::of(record)
+            },
+            None => Member {
+                login: user.login,
+                ..Member::default()
+            },
         };
-        record
-            .orgs
-            .iter()
-            .any(|org| contains_ignore_case(&self.orgs, org))
-            || record
-                .teams
-                .iter()
-                .any(|team| contains_ignore_case(&self.teams, team))
+        self.0.admits(&member)
     }
 
-    /// True when the list can only match through a user record (it names orgs or teams
+    /// True when the list can only match through a user record (it names more than logins
     /// but is not a wildcard); used to explain a refusal.
     fn needs_record(&self) -> bool {
-        !self.anyone && (!self.orgs.is_empty() || !self.teams.is_empty())
+        !self.0.allows_anyone() && self.0.names_more_than_users()
     }
-}
-
-fn contains_ignore_case(list: &[String], value: &str) -> bool {
-    list.iter().any(|entry| entry.eq_ignore_ascii_case(value))
 }
 
 /// The user an allow-list is evaluated for.

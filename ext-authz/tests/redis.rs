@@ -165,6 +165,7 @@ async fn resync_picks_up_missed_events_and_user_records() {
         orgs: vec!["acme".into()],
         teams: vec!["acme/mcp".into()],
         updated_at: unix_now(),
+        ..Default::default()
     };
     let () = redis::cmd("SET")
         .arg(KeySpace::new(PREFIX).user("42"))

@@ -11,6 +11,7 @@ use mcp_auth_proto::scope::Scope;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+pub use crate::access::{AccessList, Member};
 use crate::endpoint::Endpoint;
 use crate::service::Service;
 
@@ -188,6 +189,9 @@ pub struct AuthServerConfig {
     /// loopback: Envoy beside the authserver. Any other peer is itself the client.
     #[serde(default = "default_trusted_proxies")]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// OpenID Connect providers users may sign in with (`crate::oidc`).
+    #[serde(default)]
+    pub oidc_providers: Vec<crate::oidc::OidcProvider>,
 }
 
 /// JWS algorithms the authserver signs with (RFC 7518 §3.1, RFC 8037 §3.1).
@@ -222,7 +226,7 @@ pub struct ExtAuthzConfig {
     /// Names of the identity headers the MCP server receives.
     #[serde(default)]
     pub identity_headers: IdentityHeaders,
-    /// How requests are put to ext_authz: `per_request` (default) or `fast`.
+    /// How requests are put to ext_authz: `fast` (default) or `per_request`.
     #[serde(default)]
     pub mode: ExtAuthzMode,
     /// Fast mode: how long cached decisions still count once the invalidation stream from
@@ -359,32 +363,6 @@ fn default_unused_client_ttl() -> Duration {
     Duration::from_secs(24 * 3600)
 }
 
-/// Who may use a service: GitHub logins, organisations, and teams (`org/team`).
-/// A user is allowed when any list matches. `users: ["*"]` allows every signed-in user.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AccessList {
-    #[serde(default)]
-    pub users: Vec<String>,
-    #[serde(default)]
-    pub orgs: Vec<String>,
-    #[serde(default)]
-    pub teams: Vec<String>,
-}
-
-impl AccessList {
-    /// The wildcard entry in `users`.
-    pub const ANYONE: &'static str = "*";
-
-    pub fn allows_anyone(&self) -> bool {
-        self.users.iter().any(|u| u == Self::ANYONE)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.users.is_empty() && self.orgs.is_empty() && self.teams.is_empty()
-    }
-}
-
 impl GatewayConfig {
     /// Every request header removed before a request reaches any MCP server, lowercase and
     /// sorted: `ext_authz.identity_headers.strip` and every identity header name the gateway
@@ -485,6 +463,7 @@ impl Default for AuthServerConfig {
             keys_dir: default_keys_dir(),
             rate_limit_per_minute: default_rate_limit(),
             trusted_proxies: default_trusted_proxies(),
+            oidc_providers: Vec::new(),
         }
     }
 }

@@ -6,12 +6,14 @@
 //! view of a deployment from one validated [`GatewayConfig`], so they cannot disagree about
 //! a resource, a scope or an issuer.
 
+pub mod access;
 pub mod config;
 pub mod endpoint;
 pub mod env;
 pub mod envoy;
 pub mod filter_config;
 pub mod mcp_policy;
+pub mod oidc;
 pub mod redis_client;
 pub mod service;
 pub mod shutdown;
@@ -22,6 +24,7 @@ use std::path::Path;
 
 pub use config::GatewayConfig;
 pub use service::Service;
+pub use validate::validate_oidc_providers;
 
 /// Why a gateway config was refused.
 #[derive(Debug, thiserror::Error)]
@@ -73,8 +76,9 @@ impl GatewayConfig {
     }
 
     /// [`GatewayConfig::load`], then the overrides every component applies alike:
-    /// `ALLOWED_GITHUB_USERS`, `ALLOWED_GITHUB_ORGS`, `ALLOWED_GITHUB_TEAMS` (comma-separated)
-    /// replace the global `access` lists, and `REDIS_URL` replaces `redis.url`.
+    /// `ALLOWED_GITHUB_USERS`, `ALLOWED_GITHUB_ORGS`, `ALLOWED_GITHUB_TEAMS`, `ALLOWED_EMAILS`,
+    /// `ALLOWED_EMAIL_DOMAINS` and `ALLOWED_GROUPS` (comma-separated) replace the global
+    /// `access` lists, and `REDIS_URL` replaces `redis.url`.
     pub fn load_with_env(path: &Path, env: &dyn env::Env) -> Result<Self, ConfigError> {
         let mut yaml: serde_yaml_ng::Value =
             serde_yaml_ng::from_str(&std::fs::read_to_string(path).map_err(|source| {
@@ -88,6 +92,9 @@ impl GatewayConfig {
             ("ALLOWED_GITHUB_USERS", "access", "users"),
             ("ALLOWED_GITHUB_ORGS", "access", "orgs"),
             ("ALLOWED_GITHUB_TEAMS", "access", "teams"),
+            ("ALLOWED_EMAILS", "access", "emails"),
+            ("ALLOWED_EMAIL_DOMAINS", "access", "email_domains"),
+            ("ALLOWED_GROUPS", "access", "groups"),
         ] {
             if let Some(value) = env.var(var) {
                 let list = env::comma_list(&value)

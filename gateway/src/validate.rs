@@ -59,6 +59,7 @@ pub(crate) fn validate(mut config: GatewayConfig) -> Result<GatewayConfig, Confi
     validate_listener_tls(&config)?;
     validate_durations(&config)?;
     validate_access("access", &config.access)?;
+    validate_oidc_providers(&config.authserver.oidc_providers)?;
 
     // A policy rule may name a service that is switched off (`MCP_<NAME>_ENABLED=false`): it
     // then governs nothing, instead of making the whole config invalid.
@@ -228,6 +229,67 @@ fn validate_issuer(issuer: &Url) -> Result<(), ConfigError> {
     }
     if !issuer.username().is_empty() || issuer.password().is_some() {
         return Err(invalid(field, "must not carry credentials"));
+    }
+    Ok(())
+}
+
+/// `authserver.oidc_providers`: ids unique and well formed, issuers https (http on loopback
+/// only, for tests), a client id each.
+pub fn validate_oidc_providers(providers: &[crate::oidc::OidcProvider]) -> Result<(), ConfigError> {
+    let mut seen = HashSet::new();
+    for (i, provider) in providers.iter().enumerate() {
+        let at = |field: &str| format!("authserver.oidc_providers[{i}].{field}");
+        if !crate::oidc::is_valid_id(&provider.id)
+            || provider.id == "github"
+            || provider.id == "dev"
+        {
+            return Err(invalid(
+                at("id"),
+                format!(
+                    "{:?} must be 1-32 of a-z, 0-9 and '-' (not \"github\" or \"dev\")",
+                    provider.id
+                ),
+            ));
+        }
+        if !seen.insert(provider.id.as_str()) {
+            return Err(invalid(
+                at("id"),
+                format!("{:?} is used twice", provider.id),
+            ));
+        }
+        let issuer = &provider.issuer;
+        match issuer.scheme() {
+            "https" => {}
+            "http" if is_loopback_host(issuer) => {}
+            _ => {
+                return Err(invalid(
+                    at("issuer"),
+                    "must be an https URL (http only on loopback)",
+                ));
+            }
+        }
+        if issuer.query().is_some() || issuer.fragment().is_some() {
+            return Err(invalid(at("issuer"), "must not have a query or fragment"));
+        }
+        if provider.client_id.trim().is_empty() {
+            return Err(invalid(at("client_id"), "must not be empty"));
+        }
+        if let Some(claim) = &provider.claims.groups
+            && claim.trim().is_empty()
+        {
+            return Err(invalid(at("claims.groups"), "must not be empty"));
+        }
+        if provider.claims.login.trim().is_empty() {
+            return Err(invalid(at("claims.login"), "must not be empty"));
+        }
+        if let Some(domain) = &provider.hosted_domain
+            && (domain.is_empty() || domain.contains('@'))
+        {
+            return Err(invalid(
+                at("hosted_domain"),
+                format!("{domain:?} is not a domain"),
+            ));
+        }
     }
     Ok(())
 }
@@ -453,9 +515,31 @@ fn validate_access(field: &str, access: &AccessList) -> Result<(), ConfigError> 
         ("users", &access.users),
         ("orgs", &access.orgs),
         ("teams", &access.teams),
+        ("emails", &access.emails),
+        ("email_domains", &access.email_domains),
+        ("groups", &access.groups),
     ] {
         if let Some(i) = blank(list) {
             return Err(invalid(format!("{field}.{name}[{i}]"), "must not be empty"));
+        }
+    }
+    for (i, email) in access.emails.iter().enumerate() {
+        let well_formed = email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+        });
+        if !well_formed {
+            return Err(invalid(
+                format!("{field}.emails[{i}]"),
+                format!("{email:?} is not an email address (local@domain)"),
+            ));
+        }
+    }
+    for (i, domain) in access.email_domains.iter().enumerate() {
+        if domain.contains('@') || domain.starts_with('.') || domain.contains(char::is_whitespace) {
+            return Err(invalid(
+                format!("{field}.email_domains[{i}]"),
+                format!("{domain:?} is not a domain (example.com, without `@` or a leading dot)"),
+            ));
         }
     }
     Ok(())

@@ -136,7 +136,7 @@ impl RevocationEvent {
 }
 
 /// What the identity provider said of a user at their last login, for live allow-list checks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRecord {
     /// Stable id at the identity provider (GitHub's numeric user id).
     pub subject: String,
@@ -147,6 +147,12 @@ pub struct UserRecord {
     /// Teams as `org/team-slug`.
     #[serde(default)]
     pub teams: Vec<String>,
+    /// The email address, only when the provider said it is verified (OIDC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Groups from the provider's groups claim (OIDC).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
     /// Seconds since the Unix epoch.
     pub updated_at: u64,
 }

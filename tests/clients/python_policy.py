@@ -23,11 +23,11 @@ consents = []
 _request = browser.request
 
 
-def recording_request(method, url, cookie, body):
-    status, location, text, cookie = _request(method, url, cookie, body)
+def recording_request(method, url, cookies, body=None):
+    status, location, text = _request(method, url, cookies, body)
     if status == 200 and 'name="csrf"' in text:
         consents.append(text)
-    return status, location, text, cookie
+    return status, location, text
 
 
 browser.request = recording_request

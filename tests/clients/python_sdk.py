@@ -56,30 +56,10 @@ class HeadlessBrowser:
 
     @staticmethod
     def follow(url):
-        cookie, method, body = None, "GET", None
-        for _ in range(15):
-            status, location, text, cookie = browser.request(method, url, cookie, body)
-            method, body = "GET", None
-            if status in (302, 303) and location:
-                url = urllib.parse.urljoin(url, location)
-                if url.startswith(REDIRECT):
-                    query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query))
-                    if "error" in query:
-                        raise RuntimeError(f"authorization failed: {query}")
-                    return query
-                continue
-            if status == 200 and 'name="csrf"' in text:
-                import html
-                import re
-
-                fields = {k: html.unescape(v) for k, v in re.findall(r'name="(request|csrf)" value="([^"]+)"', text)}
-                fields["decision"] = "approve"
-                action = re.search(r'<form method="post" action="([^"]+)"', text).group(1)
-                url = urllib.parse.urljoin(url, html.unescape(action))
-                method, body = "POST", urllib.parse.urlencode(fields)
-                continue
-            raise RuntimeError(f"unexpected {status} at {url}: {text[:300]}")
-        raise RuntimeError("too many redirects")
+        query = browser.follow(url, stop_at=REDIRECT)
+        if "error" in query:
+            raise RuntimeError(f"authorization failed: {query}")
+        return query
 
     async def callback(self):
         if V2:

@@ -18,6 +18,7 @@ pub mod log_capture;
 pub mod mcp_client;
 pub mod mcp_server;
 pub mod oauth;
+pub mod oidc_provider;
 pub mod poll;
 pub use mcp_auth_testkit::RedisServer;
 pub mod stack;

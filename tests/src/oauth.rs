@@ -410,3 +410,13 @@ pub async fn introspect(discovered: &Discovered, client_id: &str, token: &str) -
         .await
         .unwrap()
 }
+
+/// The claims of a JWT, unverified (what a test inspects of a token it was issued).
+pub fn jwt_claims(token: &str) -> Value {
+    use base64::Engine as _;
+    let payload = token.split('.').nth(1).unwrap_or_default();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap_or_default();
+    serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+}

@@ -18,3 +18,6 @@ mod pages;
 
 #[path = "browser/inspector.rs"]
 mod inspector;
+
+#[path = "browser/oidc.rs"]
+mod oidc;

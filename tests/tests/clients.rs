@@ -125,6 +125,38 @@ async fn the_python_sdk_1x_completes_the_flow_on_two_services() {
     .await;
 }
 
+/// The official SDK through Envoy with an OpenID provider as the only login (no choice
+/// page): discovery, registration, consent, the provider's login form, token, tools.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_sdk_signs_in_at_an_openid_provider() {
+    let accounts = serde_json::json!({
+        "alice": { "preferred_username": "alice", "email": "alice@example.com",
+                   "email_verified": true, "groups": ["mcp-users"] },
+    });
+    let (stack, _provider) = mcp_auth_e2e::oidc_provider::stack_with_provider(
+        StackOptions {
+            env: [("ALLOWED_GROUPS".to_owned(), "mcp-users".to_owned())].into(),
+            ..Default::default()
+        },
+        accounts,
+        "",
+    )
+    .await
+    .unwrap();
+    let url = stack.url("/everything/mcp");
+    let mut command = tokio::process::Command::new(workspace_root().join(".tools/venv/bin/python"));
+    command
+        .arg(clients_dir().join("python_sdk.py"))
+        .arg(&url)
+        .env("MCP_AUTH_E2E_OIDC_LOGIN", "alice");
+    let stdout = run(command, "mcp 2.x client at an OpenID provider").await;
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{url} ")))
+        .unwrap_or_else(|| panic!("no answer from {url}:\n{stdout}"));
+    assert!(line.contains("hello from the python sdk"), "{line}");
+}
+
 /// A stdio MCP client session with a child process (one JSON-RPC message per line).
 struct StdioPeer {
     child: tokio::process::Child,

@@ -32,6 +32,10 @@ pub const NPM_PACKAGES: &[&str] = &[
     "@modelcontextprotocol/inspector@2.12.0",
     // Drives Debian's Chromium in the real-browser tests (it cannot download a browser here).
     "playwright-core@1.65.1",
+    // A real OpenID provider (OpenID Certified) for the OIDC login tests, and the JOSE
+    // library its harness signs spoiled ID tokens with (tests/oidc/provider.mjs).
+    "oidc-provider@9.13.3",
+    "jose@6.2.17",
     // Istio's CRD schemas, against which `validate-manifests` checks the Istio resources.
     "@kubernetes-models/istio@3.0.1",
 ];

@@ -23,11 +23,15 @@ impl DevLogin {
 }
 
 impl IdentityProvider for DevLogin {
-    fn display_name(&self) -> &'static str {
+    fn id(&self) -> &str {
+        "dev"
+    }
+
+    fn display_name(&self) -> &str {
         "the development login"
     }
 
-    fn login_url(&self, state: &str, _code_challenge: &str, _needs: Needs) -> String {
+    fn login_url(&self, state: &str, _code_verifier: &str, _needs: Needs) -> String {
         let query = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("state", state)
             .finish();
@@ -73,6 +77,8 @@ pub fn dev_user(login: &str, orgs: &str, teams: &str, now: u64) -> UserRecord {
         login: login.to_owned(),
         orgs: list(orgs),
         teams: list(teams),
+        email: None,
+        groups: Vec::new(),
         updated_at: now,
     }
 }

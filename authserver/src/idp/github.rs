@@ -81,12 +81,8 @@ impl GitHub {
             .set_auth_type(AuthType::RequestBody)
             .set_token_uri(token_url)
             .set_redirect_uri(redirect);
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(HTTP_TIMEOUT)
-            .user_agent(concat!("mcp-mesh-auth/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| GitHubSetupError::Http(e.to_string()))?;
+        let http =
+            super::http::client(HTTP_TIMEOUT).map_err(|e| GitHubSetupError::Http(e.to_string()))?;
         Ok(Self {
             settings,
             redirect_uri,
@@ -96,18 +92,14 @@ impl GitHub {
     }
 
     async fn exchange(&self, code: &str, code_verifier: &str) -> Result<Secret, IdpError> {
-        let http = self.http.clone();
-        let send = move |request: oauth2::HttpRequest| {
-            let http = http.clone();
-            async move { send(&http, request).await }
-        };
+        let send = super::http::sender(&self.http);
         let token = self
             .oauth
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(code_verifier.to_owned()))
             .request_async(&send)
             .await
-            .map_err(|e| IdpError::Exchange(describe_token_error(&e)))?;
+            .map_err(|e| IdpError::Exchange(super::http::describe_token_error(&e)))?;
         Ok(Secret::new(token.access_token().secret().clone()))
     }
 
@@ -196,23 +188,29 @@ impl GitHub {
             login: user.login,
             orgs,
             teams,
+            email: None,
+            groups: Vec::new(),
             updated_at: now,
         })
     }
 }
 
 impl IdentityProvider for GitHub {
-    fn display_name(&self) -> &'static str {
+    fn id(&self) -> &str {
+        "github"
+    }
+
+    fn display_name(&self) -> &str {
         "GitHub"
     }
 
-    fn login_url(&self, state: &str, code_challenge: &str, needs: Needs) -> String {
+    fn login_url(&self, state: &str, code_verifier: &str, needs: Needs) -> String {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         query
             .append_pair("client_id", &self.settings.client_id)
             .append_pair("redirect_uri", &self.redirect_uri)
             .append_pair("state", state)
-            .append_pair("code_challenge", code_challenge)
+            .append_pair("code_challenge", &super::pkce_challenge(code_verifier))
             .append_pair("code_challenge_method", "S256")
             .append_pair("allow_signup", "false");
         // `read:org` lets /user/orgs and /user/teams list private memberships; ask for it
@@ -238,39 +236,5 @@ impl IdentityProvider for GitHub {
             let token = self.exchange(code, code_verifier).await?;
             self.user(&token, needs, now).await
         })
-    }
-}
-
-/// Sends an `oauth2` request with reqwest 0.13 (oauth2 5 ships an adapter for 0.12 only).
-async fn send(
-    http: &reqwest::Client,
-    request: oauth2::HttpRequest,
-) -> Result<oauth2::HttpResponse, reqwest::Error> {
-    let request = reqwest::Request::try_from(request)?;
-    let response = http.execute(request).await?;
-    let mut builder = http::Response::builder().status(response.status());
-    for (name, value) in response.headers() {
-        builder = builder.header(name, value);
-    }
-    let body = response.bytes().await?.to_vec();
-    // Status and headers come from a parsed response, so building cannot fail; an empty
-    // 502 stands in should it ever.
-    Ok(builder.body(body).unwrap_or_else(|_| {
-        let mut fallback = http::Response::new(Vec::new());
-        *fallback.status_mut() = http::StatusCode::BAD_GATEWAY;
-        fallback
-    }))
-}
-
-fn describe_token_error<E: std::error::Error>(
-    error: &oauth2::RequestTokenError<E, oauth2::basic::BasicErrorResponse>,
-) -> String {
-    match error {
-        oauth2::RequestTokenError::ServerResponse(response) => {
-            format!("{}", response.error())
-        }
-        oauth2::RequestTokenError::Request(e) => format!("request failed: {e}"),
-        oauth2::RequestTokenError::Parse(e, _) => format!("unexpected response: {e}"),
-        oauth2::RequestTokenError::Other(e) => e.clone(),
     }
 }

@@ -2,11 +2,9 @@
 //! request, applied here at login so a refused user never gets a token.
 //!
 //! A user passes when the global list matches **and**, if the service has its own list,
-//! that one matches too. A list matches when `users` holds `*` or the user's login, or one of
-//! the user's organisations or teams (`org/team`) is listed. Comparison is ASCII
-//! case-insensitive, as GitHub treats names. An empty list matches nobody.
+//! that one matches too; a list matches by [`AccessList::admits`], the rule ext_authz applies.
 
-use mcp_auth_gateway::config::AccessList;
+use mcp_auth_gateway::config::{AccessList, Member};
 use mcp_auth_proto::store::UserRecord;
 
 /// Which list refused the user.
@@ -16,14 +14,9 @@ pub enum Refusal {
     Service,
 }
 
-/// True when `list` names `user`.
+/// True when `list` names `user` ([`AccessList::admits`]).
 pub fn list_allows(list: &AccessList, user: &UserRecord) -> bool {
-    let contains =
-        |entries: &[String], value: &str| entries.iter().any(|e| e.eq_ignore_ascii_case(value));
-    list.allows_anyone()
-        || (!user.login.is_empty() && contains(&list.users, &user.login))
-        || user.orgs.iter().any(|org| contains(&list.orgs, org))
-        || user.teams.iter().any(|team| contains(&list.teams, team))
+    list.admits(&Member::of(user))
 }
 
 /// The global list, then the service's own.
@@ -66,6 +59,7 @@ mod tests {
             orgs: orgs.iter().map(|s| (*s).to_owned()).collect(),
             teams: teams.iter().map(|s| (*s).to_owned()).collect(),
             updated_at: 0,
+            ..Default::default()
         }
     }
 
@@ -74,6 +68,7 @@ mod tests {
             users: users.iter().map(|s| (*s).to_owned()).collect(),
             orgs: orgs.iter().map(|s| (*s).to_owned()).collect(),
             teams: teams.iter().map(|s| (*s).to_owned()).collect(),
+            ..AccessList::default()
         }
     }
 

@@ -18,7 +18,7 @@ use crate::oauth::authorize::{self, AuthorizeError, AuthorizeRequest, ClientRepl
 use crate::oauth::client::{Client, ClientKind};
 use crate::oauth::redirect_uri::RedirectUri;
 use crate::pages::{PageError, render_page};
-use crate::routes::flow::{self, check_origin, client_error, with_session};
+use crate::routes::flow::{self, client_error, with_session};
 use crate::secret::{digest, random_token};
 use crate::session::Session;
 use crate::state::AppState;
@@ -184,6 +184,7 @@ fn pending_of(
         browser: digest(&session.bid),
         force_login: request.prompt.login,
         upstream_verifier: None,
+        provider: None,
         created_at: now,
     }
 }
@@ -262,7 +263,7 @@ struct ConsentContext<'a> {
     redirect_target: String,
     localhost_only: bool,
     user_login: Option<&'a str>,
-    idp_name: &'static str,
+    idp_name: String,
     dev_login: bool,
     request_id: &'a str,
     csrf: String,
@@ -329,7 +330,7 @@ fn consent_page(
         redirect_target: redirect_target(&request.reply.redirect_uri),
         localhost_only: redirect.as_ref().is_some_and(RedirectUri::is_loopback),
         user_login: session.login.as_deref().filter(|_| session.sub.is_some()),
-        idp_name: state.idp.display_name(),
+        idp_name: super::choose::provider_names(state),
         dev_login: state.settings.is_dev_login(),
         request_id,
         csrf: state.sessions.csrf_token(request_id, &session.bid),
@@ -363,37 +364,11 @@ async fn decide(
     headers: &HeaderMap,
     form: Result<Form<ConsentForm>, FormRejection>,
 ) -> Result<Response, PageError> {
-    check_origin(state, headers)?;
     let Form(form) = form.map_err(|_| {
         PageError::bad_request("Invalid request", "The consent form is incomplete.")
     })?;
-    let now = state.now();
-    let session = state.sessions.from_headers(headers, now).ok_or_else(|| {
-        PageError::forbidden("Your session has expired, or this browser does not keep cookies.")
-    })?;
-    if !state
-        .sessions
-        .check_csrf(&form.csrf, &form.request, &session.bid)
-    {
-        return Err(PageError::forbidden(
-            "This consent form is not valid for this browser.",
-        ));
-    }
-    let mut pending = state
-        .store
-        .take_pending(&digest(&form.request))
-        .await?
-        .ok_or_else(|| {
-            PageError::bad_request(
-                "Request expired",
-                "This authorization request has expired or was already answered.",
-            )
-        })?;
-    if pending.stage != Stage::Consent || pending.browser != digest(&session.bid) {
-        return Err(PageError::forbidden(
-            "This consent form is not valid for this browser.",
-        ));
-    }
+    let (pending, session) =
+        flow::take_form_pending(state, headers, &form.request, &form.csrf, Stage::Consent).await?;
     let reply = flow::reply_of(&pending);
     match form.decision.as_str() {
         "approve" => {}
@@ -420,25 +395,5 @@ async fn decide(
         return flow::complete(state, pending, user, &session, false).await;
     }
 
-    // Sign in upstream: a fresh single-use state, stored only now that the user consented.
-    let upstream_state = random_token(32);
-    let verifier = random_token(32);
-    let challenge = {
-        let hash = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
-        base64::Engine::encode(
-            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
-            hash.as_ref(),
-        )
-    };
-    pending.stage = Stage::Login;
-    pending.upstream_verifier = Some(verifier);
-    state
-        .store
-        .put_pending(&digest(&upstream_state), &pending, PENDING_TTL_SECS)
-        .await?;
-    Ok(flow::see_other(&state.idp.login_url(
-        &upstream_state,
-        &challenge,
-        state.needs,
-    )))
+    super::choose::sign_in_upstream(state, pending, &session).await
 }

@@ -10,9 +10,10 @@ use crate::oauth::access;
 use crate::oauth::authorize::ClientReply;
 use crate::pages::PageError;
 use crate::secret::Secret;
+use crate::secret::digest;
 use crate::session::Session;
 use crate::state::AppState;
-use crate::store::{CodeRecord, PendingAuthorization};
+use crate::store::{CodeRecord, PendingAuthorization, Stage};
 
 /// A 303 to `location` that is never cached.
 pub fn see_other(location: &str) -> Response {
@@ -222,4 +223,41 @@ pub fn check_origin(state: &AppState, headers: &axum::http::HeaderMap) -> Result
         Some(origin) if origin.as_bytes() == state.settings.issuer_origin.as_bytes() => Ok(()),
         Some(_) => Err(refused()),
     }
+}
+
+/// The pending authorization one of our forms names (`request`), taken (single use) when the
+/// form comes from the browser it was shown to: a same-site post ([`check_origin`]), that
+/// browser's session cookie, the CSRF token bound to both, and the stage it was shown at.
+pub async fn take_form_pending(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    request: &str,
+    csrf: &str,
+    stage: Stage,
+) -> Result<(PendingAuthorization, Session), PageError> {
+    check_origin(state, headers)?;
+    let session = state
+        .sessions
+        .from_headers(headers, state.now())
+        .ok_or_else(|| {
+            PageError::forbidden("Your session has expired, or this browser does not keep cookies.")
+        })?;
+    let refused = || PageError::forbidden("This form is not valid for this browser.");
+    if !state.sessions.check_csrf(csrf, request, &session.bid) {
+        return Err(refused());
+    }
+    let pending = state
+        .store
+        .take_pending(&digest(request))
+        .await?
+        .ok_or_else(|| {
+            PageError::bad_request(
+                "Request expired",
+                "This authorization request has expired or was already answered.",
+            )
+        })?;
+    if pending.stage != stage || pending.browser != digest(&session.bid) {
+        return Err(refused());
+    }
+    Ok((pending, session))
 }

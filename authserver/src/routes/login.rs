@@ -1,5 +1,6 @@
-//! The identity provider's side of the flow: the GitHub callback (`GET /login/callback`) and
-//! the dev login form (`GET`/`POST /login/dev`).
+//! The identity provider's side of the flow: the callbacks of GitHub (`GET /login/callback`)
+//! and of OpenID Connect providers (`GET /login/oidc/callback`), and the dev login form
+//! (`GET`/`POST /login/dev`).
 //!
 //! Both take the pending authorization by the single-use upstream `state`, and require it to
 //! have been started in this browser (its session cookie), so a login link cannot be replayed
@@ -56,13 +57,34 @@ pub struct CallbackParams {
     error: Option<String>,
 }
 
+/// Which callback URL the browser came back to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Callback {
+    /// `/login/callback`, GitHub's.
+    GitHub,
+    /// `/login/oidc/callback`, every OpenID Connect provider's.
+    Oidc,
+}
+
 /// `GET /login/callback`: GitHub sends the browser back with `code` (or `error`) and our state.
 pub async fn callback(
     State(state): State<AppState>,
     headers: HeaderMap,
     params: Result<Query<CallbackParams>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
-    match handle_callback(&state, &headers, params).await {
+    match handle_callback(&state, &headers, params, Callback::GitHub).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+/// `GET /login/oidc/callback`: an OpenID Connect provider sends the browser back.
+pub async fn oidc_callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Result<Query<CallbackParams>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    match handle_callback(&state, &headers, params, Callback::Oidc).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
@@ -72,6 +94,7 @@ async fn handle_callback(
     state: &AppState,
     headers: &HeaderMap,
     params: Result<Query<CallbackParams>, axum::extract::rejection::QueryRejection>,
+    route: Callback,
 ) -> Result<Response, PageError> {
     let Query(params) = params.map_err(|_| expired())?;
     let upstream_state = params.state.filter(|s| !s.is_empty()).ok_or_else(expired)?;
@@ -82,6 +105,12 @@ async fn handle_callback(
         .ok_or_else(expired)?;
     let session = bound_session(state, headers, &pending)?;
     let reply = flow::reply_of(&pending);
+    // The provider this sign-in was sent to, and only if it answers at its own callback.
+    let idp = state
+        .idp(pending.provider.as_deref())
+        .filter(|idp| (idp.id() == "github") == (route == Callback::GitHub))
+        .cloned()
+        .ok_or_else(expired)?;
     if let Some(error) = params.error {
         tracing::info!(%error, client_id = %pending.client_id, "the identity provider refused the sign-in");
         return Ok(client_error(
@@ -99,8 +128,7 @@ async fn handle_callback(
             "the sign-in did not complete",
         ));
     };
-    let user = match state
-        .idp
+    let user = match idp
         .identify(&code, verifier, state.needs, state.now())
         .await
     {

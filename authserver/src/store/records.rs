@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 pub enum Stage {
     /// Shown the consent page; stored under the digest of the request id in the form.
     Consent,
+    /// Approved, with several identity providers: shown the page to choose one; stored under
+    /// the digest of the choice form's request id.
+    Choose,
     /// Approved and sent to the identity provider; stored under the digest of the upstream
     /// `state` (AS-16: random, single-use, ≤ 10 minutes, only after consent).
     Login,
@@ -40,6 +43,10 @@ pub struct PendingAuthorization {
     /// The PKCE verifier of our own request to the identity provider (stage `Login`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_verifier: Option<String>,
+    /// The identity provider the user was sent to (stage `Login`): the callback exchanges
+    /// the code with that one only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
     pub created_at: u64,
 }
 

@@ -337,6 +337,7 @@ fn team_only_service_needs_a_user_record_with_the_team() {
         orgs: vec![],
         teams: teams.iter().map(|t| t.to_string()).collect(),
         updated_at: NOW,
+        ..Default::default()
     };
     store.users.insert("42".into(), record(&["acme/other"]));
     let v = view("access: { users: ['*'] }", store.clone());
@@ -405,6 +406,7 @@ fn admin_store() -> StoreSnapshot {
             orgs: vec![],
             teams: vec!["acme/admins".into()],
             updated_at: NOW,
+            ..Default::default()
         },
     );
     store

@@ -30,6 +30,7 @@ fn record(teams: &[&str]) -> UserRecord {
         orgs: vec![],
         teams: teams.iter().map(|t| (*t).to_owned()).collect(),
         updated_at: 0,
+        ..Default::default()
     }
 }
 

@@ -6,6 +6,7 @@ fn list(users: &[&str], orgs: &[&str], teams: &[&str]) -> AccessList {
         users: own(users),
         orgs: own(orgs),
         teams: own(teams),
+        ..AccessList::default()
     }
 }
 
@@ -16,6 +17,7 @@ fn record(login: &str, orgs: &[&str], teams: &[&str]) -> UserRecord {
         orgs: orgs.iter().map(|s| s.to_string()).collect(),
         teams: teams.iter().map(|s| s.to_string()).collect(),
         updated_at: 0,
+        ..Default::default()
     }
 }
 

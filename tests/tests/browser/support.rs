@@ -41,7 +41,8 @@ impl SignIn {
         Self::around(Stack::start().await.unwrap(), None).await
     }
 
-    async fn around(stack: Stack, github: Option<FakeGitHub>) -> Self {
+    /// The client of `stack`, signing in wherever the stack sends it.
+    pub async fn around(stack: Stack, github: Option<FakeGitHub>) -> Self {
         let callback = HeaderEcho::start().await.unwrap();
         let discovered = oauth::discover(&stack).await;
         let client_id =
