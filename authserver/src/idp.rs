@@ -25,6 +25,9 @@ pub enum IdpError {
     Api(String),
     #[error("this provider does not use authorization codes")]
     Unsupported,
+    /// The provider cannot take sign-ins yet (not discovered: down since we started).
+    #[error("the identity provider is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// What the allow-lists need beyond the user's id and login.
@@ -43,8 +46,14 @@ pub trait IdentityProvider: Send + Sync + std::fmt::Debug {
     fn display_name(&self) -> &str;
 
     /// Where to send the browser to sign in, carrying our single-use `state` and the S256
-    /// challenge of `code_verifier`, our own PKCE verifier (which never leaves the server).
-    fn login_url(&self, state: &str, code_verifier: &str, needs: Needs) -> String;
+    /// challenge of `code_verifier`, our own PKCE verifier (which never leaves the server);
+    /// [`IdpError::Unavailable`] when the provider cannot take sign-ins now.
+    fn login_url<'a>(
+        &'a self,
+        state: &'a str,
+        code_verifier: &'a str,
+        needs: Needs,
+    ) -> BoxFuture<'a, Result<String, IdpError>>;
 
     /// The user behind the callback's `code` (exchanged with our PKCE `code_verifier`).
     fn identify<'a>(

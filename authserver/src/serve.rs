@@ -29,7 +29,8 @@ pub enum ServeError {
     RedisUrl(#[source] StoreError),
     #[error("HTTP server: {0}")]
     Io(#[from] std::io::Error),
-    /// An OpenID provider's discovery failed at start.
+    /// An OpenID provider's config cannot work (its discovery failing is not an error:
+    /// it is retried in the background).
     #[error("{0}")]
     Oidc(#[from] crate::idp::oidc::OidcSetupError),
 }

@@ -48,9 +48,10 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Resolves `config` and `env` (`GITHUB_*`), loads or creates the signing keys under
-    /// `authserver.keys_dir`, and prepares the Redis connection (made lazily: Redis may
-    /// come up after the authserver).
+    /// Resolves `config` and `env` (`GITHUB_*`, `OIDC_*`), loads or creates the signing keys
+    /// under `authserver.keys_dir`, starts discovering the OpenID providers (in the
+    /// background: a provider may come up after the authserver) and prepares the Redis
+    /// connection (made lazily: Redis may come up after the authserver too).
     pub async fn new(config: GatewayConfig, env: &dyn Env) -> Result<Self, ServeError> {
         let settings = Settings::from_config(&config, env)?;
         let now = system_now();
@@ -85,12 +86,11 @@ impl AppState {
                     provider,
                     client_secret,
                 } => Arc::new(
-                    Oidc::discover(
+                    Oidc::new(
                         (**provider).clone(),
                         client_secret.clone(),
                         &settings.issuer,
                     )
-                    .await
                     .map_err(ServeError::Oidc)?,
                 ),
                 IdentityProviderSettings::Dev => Arc::new(DevLogin::new(&settings.issuer)),

@@ -77,8 +77,10 @@ impl GatewayConfig {
 
     /// [`GatewayConfig::load`], then the overrides every component applies alike:
     /// `ALLOWED_GITHUB_USERS`, `ALLOWED_GITHUB_ORGS`, `ALLOWED_GITHUB_TEAMS`, `ALLOWED_EMAILS`,
-    /// `ALLOWED_EMAIL_DOMAINS` and `ALLOWED_GROUPS` (comma-separated) replace the global
-    /// `access` lists, and `REDIS_URL` replaces `redis.url`.
+    /// `ALLOWED_EMAIL_DOMAINS` and `ALLOWED_GROUPS` (comma-separated), when any of them is
+    /// set, replace the global `access` allow-list as a whole (a list none of them names is
+    /// emptied: `ALLOWED_GROUPS=admins` admits the group alone, never also the file's
+    /// `users: ["*"]`), and `REDIS_URL` replaces `redis.url`.
     pub fn load_with_env(path: &Path, env: &dyn env::Env) -> Result<Self, ConfigError> {
         let mut yaml: serde_yaml_ng::Value =
             serde_yaml_ng::from_str(&std::fs::read_to_string(path).map_err(|source| {
@@ -88,22 +90,26 @@ impl GatewayConfig {
                 }
             })?)
             .map_err(|e| ConfigError::Parse(e.to_string()))?;
-        for (var, section, field) in [
-            ("ALLOWED_GITHUB_USERS", "access", "users"),
-            ("ALLOWED_GITHUB_ORGS", "access", "orgs"),
-            ("ALLOWED_GITHUB_TEAMS", "access", "teams"),
-            ("ALLOWED_EMAILS", "access", "emails"),
-            ("ALLOWED_EMAIL_DOMAINS", "access", "email_domains"),
-            ("ALLOWED_GROUPS", "access", "groups"),
-        ] {
-            if let Some(value) = env.var(var) {
-                let list = env::comma_list(&value)
+        let allow_list = [
+            ("ALLOWED_GITHUB_USERS", "users"),
+            ("ALLOWED_GITHUB_ORGS", "orgs"),
+            ("ALLOWED_GITHUB_TEAMS", "teams"),
+            ("ALLOWED_EMAILS", "emails"),
+            ("ALLOWED_EMAIL_DOMAINS", "email_domains"),
+            ("ALLOWED_GROUPS", "groups"),
+        ]
+        .map(|(var, field)| (var, field, env.var(var)));
+        if allow_list.iter().any(|(_, _, value)| value.is_some()) {
+            for (var, field, value) in allow_list {
+                let list = value
+                    .map(|value| env::comma_list(&value))
+                    .unwrap_or_default()
                     .into_iter()
                     .map(serde_yaml_ng::Value::String)
                     .collect();
                 set_field(
                     &mut yaml,
-                    section,
+                    "access",
                     field,
                     serde_yaml_ng::Value::Sequence(list),
                     var,

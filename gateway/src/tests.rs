@@ -289,6 +289,24 @@ fn environment_overrides_the_global_allow_list_and_redis() {
     assert_eq!(config.access.teams, ["acme/mcp"]);
     assert_eq!(config.redis.url, "redis://127.0.0.1:7000/2");
 
+    // One variable replaces the whole allow-list: the file's other lists do not widen it.
+    let open_file = dir.path().join("open.yaml");
+    std::fs::write(
+        &open_file,
+        format!("{MINIMAL}\naccess:\n  users: [\"*\"]\n  orgs: [acme]\n"),
+    )
+    .unwrap();
+    let groups_only: std::collections::HashMap<String, String> =
+        [("ALLOWED_GROUPS".to_owned(), "admins".to_owned())].into();
+    let config = GatewayConfig::load_with_env(&open_file, &groups_only).unwrap();
+    assert_eq!(config.access.groups, ["admins"]);
+    assert!(config.access.users.is_empty(), "{:?}", config.access.users);
+    assert!(config.access.orgs.is_empty(), "{:?}", config.access.orgs);
+    // Without any of them, the file's list stands.
+    let none = std::collections::HashMap::<String, String>::new();
+    let config = GatewayConfig::load_with_env(&open_file, &none).unwrap();
+    assert_eq!(config.access.users, ["*"]);
+
     let bad: std::collections::HashMap<String, String> =
         [("ALLOWED_GITHUB_TEAMS".to_owned(), "acme".to_owned())].into();
     let err = GatewayConfig::load_with_env(&path, &bad)

@@ -12,8 +12,9 @@
 //   {"op":"wait_selector","selector":S}      wait until S is visible
 //   {"op":"state"}                           the page as it is now
 // Every answer is {"ok":true,"state":{...},"value":...} or {"ok":false,"error":"..."}. The state
-// holds the main document's last response (status, headers) and the headers the browser sent
-// with every form POST it made: what the server saw, not what a test client would send.
+// holds the main document's last response (status, headers), the headers the browser sent
+// with every form POST it made (what the server saw, not what a test client would send), and
+// every document URL requested, redirect hops included.
 //
 // Environment: MCP_AUTH_CHROMIUM (the browser), MCP_AUTH_NPM_PREFIX (where playwright-core is),
 // MCP_AUTH_BROWSER_ARTIFACTS (where screenshots go).
@@ -65,7 +66,10 @@ const posts = new Map();
 const wireHeaders = new Map();
 const cdp = await context.newCDPSession(page);
 await cdp.send("Network.enable");
+// Every document URL the browser requested, each hop of a redirect chain included.
+const navigations = [];
 cdp.on("Network.requestWillBeSent", (event) => {
+  if (event.type === "Document") navigations.push(event.request.url);
   if (event.request.method === "POST" && event.type === "Document") {
     posts.set(event.requestId, event.request.url);
   }
@@ -103,6 +107,7 @@ async function state() {
     title,
     text,
     form_posts: formPosts(),
+    navigations,
   };
 }
 

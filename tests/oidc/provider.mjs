@@ -2,11 +2,16 @@
 // configured from the JSON file named by argv[2]:
 //   { "issuer": "http://127.0.0.1:PORT", "port": PORT,
 //     "clients": [{ "client_id", "client_secret", "redirect_uris": [...] }],
-//     "accounts": { "<login>": { claims…, "attack": "<how to spoil its ID token>" } } }
+//     "accounts": { "<login>": { claims…, "attack": "<how to spoil its ID token>" } },
+//     "conform_id_token_claims": false }
 // Its built-in login form (devInteractions) signs in as the account typed in `login`; consent
 // is granted without a page. An account with `attack` gets its genuine ID token replaced, in
 // the token response, by a spoiled one signed with the provider's own key (or a foreign one,
 // or none): what a hostile or broken provider would send.
+// With `conform_id_token_claims` the ID token carries `sub` alone and every other claim is
+// only at the userinfo endpoint (OpenID Connect Core §5.4, as Okta's org server does).
+// `POST /admin/rotate` rotates the signing key: a new kid signs every ID token from then on
+// and the JWKS publishes it alone (the previous key withdrawn); answers the new kid.
 // Prints `listening` once ready. Logs nothing else but errors.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -33,6 +38,12 @@ async function privateJwk(kid) {
 }
 config.signing_jwk = await privateJwk('op-key-1');
 config.foreign_jwk = await privateJwk('op-key-unpublished');
+// The key ID tokens are signed with; after a rotation, no longer `signing_jwk`.
+let active = config.signing_jwk;
+let rotations = 0;
+function publicJwk({ d, p, q, dp, dq, qi, ...pub }) {
+  return pub;
+}
 
 const provider = new Provider(config.issuer, {
   clients: config.clients.map((c) => ({
@@ -44,7 +55,7 @@ const provider = new Provider(config.issuer, {
   jwks: { keys: [config.signing_jwk] },
   cookies: { keys: ['mcp-auth-e2e-cookie-key'] },
   pkce: { required: () => true },
-  conformIdTokenClaims: false,
+  conformIdTokenClaims: config.conform_id_token_claims === true,
   claims: {
     openid: ['sub'],
     email: ['email', 'email_verified'],
@@ -80,7 +91,7 @@ const now = () => Math.floor(Date.now() / 1000);
 
 async function spoil(idToken, attack) {
   const claims = decodeJwt(idToken);
-  let jwk = config.signing_jwk;
+  let jwk = active;
   let alg = 'RS256';
   switch (attack) {
     case 'wrong_nonce': claims.nonce = 'not-the-nonce'; break;
@@ -93,6 +104,10 @@ async function spoil(idToken, attack) {
     case 'future': claims.iat = now() + 900; claims.exp = now() + 1200; break;
     case 'not_yet': claims.nbf = now() + 900; break;
     case 'unknown_kid': jwk = config.foreign_jwk; break;
+    // The provider's first key, which a rotation withdrew from its JWKS.
+    case 'first_key': jwk = config.signing_jwk; break;
+    // Signed again with the active key (after a rotation), nothing else changed.
+    case 'resign': break;
     case 'none': {
       const enc = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
       return `${enc({ alg: 'none', typ: 'JWT' })}.${enc(claims)}.`;
@@ -109,11 +124,20 @@ async function spoil(idToken, attack) {
 }
 
 provider.use(async (ctx, next) => {
+  if (ctx.method === 'POST' && ctx.path === '/admin/rotate') {
+    rotations += 1;
+    active = await privateJwk(`op-key-${rotations + 1}`);
+    ctx.body = { kid: active.kid };
+    return;
+  }
   await next();
   if (ctx.oidc?.route === 'token' && ctx.body?.id_token) {
     const sub = decodeJwt(ctx.body.id_token).sub;
-    const attack = accounts[sub]?.attack;
+    const attack = accounts[sub]?.attack ?? (rotations > 0 ? 'resign' : undefined);
     if (attack) ctx.body = { ...ctx.body, id_token: await spoil(ctx.body.id_token, attack) };
+  }
+  if (ctx.oidc?.route === 'jwks' && rotations > 0) {
+    ctx.body = { keys: [publicJwk(active)] };
   }
 });
 

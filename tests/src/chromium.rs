@@ -35,6 +35,10 @@ pub struct PageState {
     pub text: String,
     /// Every form POST the browser made, with the headers it sent.
     pub form_posts: Vec<FormPost>,
+    /// Every document URL the browser requested, in order, each hop of a redirect chain
+    /// included (the URLs a user could go back to or copy).
+    #[serde(default)]
+    pub navigations: Vec<String>,
 }
 
 /// A form submission as the browser sent it.

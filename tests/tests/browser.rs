@@ -1,6 +1,7 @@
 //! The pages people use, in a real browser (headless Chromium): consent → the fake GitHub →
 //! the client's loopback callback → a token; Deny; the dev login form; the error pages; a
-//! cross-site form post; the MCP Inspector's web UI. Screenshots of every page (desktop and
+//! cross-site form post; sign-in at an OpenID provider (refusals, key rotation, a provider down
+//! at start, userinfo); the MCP Inspector's web UI. Screenshots of every page (desktop and
 //! phone) are kept in `target/browser-artifacts/`.
 //!
 //! An HTTP client sends no `Origin`, no `Sec-Fetch-*` and keeps cookies by its own rules, so
@@ -21,3 +22,9 @@ mod inspector;
 
 #[path = "browser/oidc.rs"]
 mod oidc;
+
+#[path = "browser/oidc_operations.rs"]
+mod oidc_operations;
+
+#[path = "browser/oidc_userinfo.rs"]
+mod oidc_userinfo;

@@ -31,11 +31,17 @@ impl IdentityProvider for DevLogin {
         "the development login"
     }
 
-    fn login_url(&self, state: &str, _code_verifier: &str, _needs: Needs) -> String {
+    fn login_url<'a>(
+        &'a self,
+        state: &'a str,
+        _code_verifier: &'a str,
+        _needs: Needs,
+    ) -> BoxFuture<'a, Result<String, IdpError>> {
         let query = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("state", state)
             .finish();
-        format!("{}{DEV_LOGIN_PATH}?{query}", self.issuer)
+        let url = format!("{}{DEV_LOGIN_PATH}?{query}", self.issuer);
+        Box::pin(async move { Ok(url) })
     }
 
     fn identify<'a>(

@@ -204,7 +204,12 @@ impl IdentityProvider for GitHub {
         "GitHub"
     }
 
-    fn login_url(&self, state: &str, code_verifier: &str, needs: Needs) -> String {
+    fn login_url<'a>(
+        &'a self,
+        state: &'a str,
+        code_verifier: &'a str,
+        needs: Needs,
+    ) -> BoxFuture<'a, Result<String, IdpError>> {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         query
             .append_pair("client_id", &self.settings.client_id)
@@ -218,11 +223,12 @@ impl IdentityProvider for GitHub {
         if needs.orgs || needs.teams {
             query.append_pair("scope", "read:org");
         }
-        format!(
+        let url = format!(
             "{}/login/oauth/authorize?{}",
             self.settings.web_url,
             query.finish()
-        )
+        );
+        Box::pin(async move { Ok(url) })
     }
 
     fn identify<'a>(

@@ -1,113 +1,54 @@
-//! Login at an OpenID Connect provider (Google, Keycloak, Entra ID, Okta, Dex, …): discovery,
-//! the authorization code flow with PKCE S256, `state` and `nonce`, and the ID token verified
-//! with the `openidconnect` crate (signature against the provider's JWKS, `iss`, `aud`,
-//! `exp`, `nonce`), plus what that crate leaves to its user:
+//! Login at an OpenID Connect provider (Google, Keycloak, Entra ID, Okta, Dex, …) with the
+//! `openidconnect` crate: the authorization code flow with PKCE S256, `state` and `nonce`,
+//! the ID token verified ([`id_token`]) against the provider's JWKS ([`jwks`]: refetched on
+//! an unknown `kid` and when older than its max age), the userinfo endpoint when configured
+//! ([`userinfo`]), and the claims mapped to our user record ([`claims`]).
 //!
-//! - `azp`, when present, must be our client id; any audience beside ours must be listed in
-//!   `trusted_audiences`;
-//! - `iat` and `nbf` are checked with [`LEEWAY`], and `exp` is given the same leeway;
-//! - only asymmetric algorithms are accepted (never an HMAC keyed with our client secret, nor
-//!   `none`);
-//! - the JWKS is fetched again when a token names a key it does not hold (a rotation), at
-//!   most once per [`JWKS_REFETCH_INTERVAL`], and keeps the previous set when a fetch fails.
+//! The provider is discovered in the background ([`discovery`]): the authserver starts while
+//! a provider is down, retries with a bounded backoff, and meanwhile answers a sign-in at that
+//! provider with [`IdpError::Unavailable`] (a page saying so), never a failed start.
 //!
 //! The nonce is derived from the PKCE verifier the pending authorization already holds
 //! ([`nonce_of`]), so it is single-use with it and nothing more is stored.
 
 pub mod claims;
+pub mod discovery;
+pub mod id_token;
+pub mod jwks;
+pub mod userinfo;
 
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mcp_auth_gateway::oidc::OidcProvider;
 use mcp_auth_proto::store::UserRecord;
-use openidconnect::core::{
-    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
-    CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
-    CoreProviderMetadata, CoreRevocableToken, CoreRevocationErrorResponse,
-    CoreTokenIntrospectionResponse, CoreTokenType,
-};
+use openidconnect::core::CoreAuthenticationFlow;
 use openidconnect::{
-    AdditionalClaims, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken,
-    EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields, IssuerUrl,
-    JsonWebKeySet, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    StandardErrorResponse, StandardTokenResponse, TokenResponse as _,
+    AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, JsonWebKeySet, Nonce,
+    OAuth2TokenResponse as _, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use self::discovery::{Discovered, Discovery};
+use self::id_token::{OidcClient, Tokens, VerifyFailure};
+use self::jwks::Refetch;
 use super::{BoxFuture, IdentityProvider, IdpError, Needs};
 use crate::secret::Secret;
 
+pub use self::id_token::LEEWAY;
+pub use self::jwks::{JWKS_MAX_AGE, JWKS_REFETCH_INTERVAL};
+
 /// Path of our callback for every OIDC provider (the pending authorization says which).
 pub const CALLBACK_PATH: &str = "/login/oidc/callback";
-/// Clock difference tolerated on `exp`, `iat` and `nbf`.
-pub const LEEWAY: Duration = Duration::from_secs(60);
-/// Least time between two JWKS fetches for an unknown key.
-pub const JWKS_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
-/// Signature algorithms accepted: asymmetric only.
-const ASYMMETRIC: &[CoreJwsSigningAlgorithm] = &[
-    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
-    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
-    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
-    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
-    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
-    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
-    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
-    CoreJwsSigningAlgorithm::EdDsa,
-];
+/// How long a sign-in at an undiscovered provider waits for the discovery it wakes.
+const DISCOVERY_PATIENCE: Duration = Duration::from_secs(5);
 
-/// Every claim beside the standard ones, as sent (groups, `hd`, `_claim_names`, …): read
-/// leniently, so an odd claim never fails the parse of the whole token response.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct OtherClaims {
-    #[serde(flatten)]
-    pub rest: Map<String, Value>,
-}
-
-impl AdditionalClaims for OtherClaims {}
-
-type Fields = IdTokenFields<
-    OtherClaims,
-    EmptyExtraTokenFields,
-    CoreGenderClaim,
-    CoreJweContentEncryptionAlgorithm,
-    CoreJwsSigningAlgorithm,
->;
-type Tokens = StandardTokenResponse<Fields, CoreTokenType>;
-type OidcClient = Client<
-    OtherClaims,
-    CoreAuthDisplay,
-    CoreGenderClaim,
-    CoreJweContentEncryptionAlgorithm,
-    CoreJsonWebKey,
-    CoreAuthPrompt,
-    StandardErrorResponse<CoreErrorResponseType>,
-    Tokens,
-    CoreTokenIntrospectionResponse,
-    CoreRevocableToken,
-    CoreRevocationErrorResponse,
-    EndpointSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointMaybeSet,
-    EndpointMaybeSet,
->;
-
-/// Why the provider could not be set up (at start: discovery).
+/// Why the provider cannot be configured (a bad config: the authserver does not start).
 #[derive(Debug, thiserror::Error)]
 pub enum OidcSetupError {
     #[error("authserver.oidc_providers {id}: {problem}")]
     Config { id: String, problem: String },
-    #[error("authserver.oidc_providers {id}: discovery at {issuer} failed: {problem}")]
-    Discovery {
-        id: String,
-        issuer: String,
-        problem: String,
-    },
 }
 
 /// One configured OpenID Connect provider.
@@ -115,14 +56,8 @@ pub struct Oidc {
     config: OidcProvider,
     client_secret: Secret,
     redirect: RedirectUrl,
-    metadata: CoreProviderMetadata,
-    keys: Mutex<Keys>,
+    discovery: Discovery,
     http: reqwest::Client,
-}
-
-struct Keys {
-    set: JsonWebKeySet<CoreJsonWebKey>,
-    fetched_at: Instant,
 }
 
 impl std::fmt::Debug for Oidc {
@@ -147,9 +82,9 @@ pub fn nonce_of(verifier: &str) -> String {
 }
 
 impl Oidc {
-    /// Discovers `config`'s provider (its metadata and JWKS) for a callback at
-    /// `<issuer>/login/oidc/callback`.
-    pub async fn discover(
+    /// `config`'s provider for a callback at `<issuer>/login/oidc/callback`, its discovery
+    /// started in the background (on the current runtime). Fails only on a bad config.
+    pub fn new(
         config: OidcProvider,
         client_secret: Secret,
         issuer: &str,
@@ -161,73 +96,86 @@ impl Oidc {
         let http = super::http::client(HTTP_TIMEOUT).map_err(|e| setup(e.to_string()))?;
         let issuer_url = IssuerUrl::new(config.issuer.as_str().trim_end_matches('/').to_owned())
             .map_err(|e| setup(e.to_string()))?;
-        let metadata = {
-            let send = super::http::sender(&http);
-            CoreProviderMetadata::discover_async(issuer_url, &send)
-                .await
-                .map_err(|e| OidcSetupError::Discovery {
-                    id: config.id.clone(),
-                    issuer: config.issuer.to_string(),
-                    problem: super::http::describe(&e),
-                })?
-        };
-        let set = metadata.jwks().clone();
         let redirect = RedirectUrl::new(format!("{issuer}{CALLBACK_PATH}"))
             .map_err(|e| setup(e.to_string()))?;
+        let discovery = Discovery::start(config.id.clone(), issuer_url, http.clone());
         Ok(Self {
             redirect,
-            keys: Mutex::new(Keys {
-                set,
-                fetched_at: Instant::now(),
-            }),
+            discovery,
             config,
             client_secret,
-            metadata,
             http,
         })
     }
 
-    /// The client for the current keys.
-    fn client(&self) -> OidcClient {
-        let keys = self
-            .keys
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .set
-            .clone();
+    /// The discovered provider, or why a sign-in cannot start.
+    async fn discovered(&self) -> Result<Arc<Discovered>, IdpError> {
+        self.discovery
+            .wait(DISCOVERY_PATIENCE)
+            .await
+            .ok_or_else(|| {
+                IdpError::Unavailable(format!(
+                    "{} ({}) is not discovered yet",
+                    self.config.id, self.config.issuer
+                ))
+            })
+    }
+
+    /// A client of `provider` with its keys as held now.
+    fn client(&self, provider: &Discovered) -> OidcClient {
+        let keys: JsonWebKeySet<_> = (*provider.keys.keys()).clone();
         OidcClient::from_provider_metadata(
-            self.metadata.clone().set_jwks(keys),
+            provider.metadata.clone().set_jwks(keys),
             ClientId::new(self.config.client_id.clone()),
             Some(ClientSecret::new(self.client_secret.expose().to_owned())),
         )
         .set_redirect_uri(self.redirect.clone())
     }
 
-    /// Fetches the JWKS again, unless it was fetched less than [`JWKS_REFETCH_INTERVAL`] ago.
-    async fn refetch_keys(&self) -> Result<bool, IdpError> {
-        let due = self
-            .keys
-            .lock()
-            .map(|k| k.fetched_at.elapsed() >= JWKS_REFETCH_INTERVAL)
-            .unwrap_or(false);
-        if !due {
-            return Ok(false);
-        }
+    /// Fetches `provider`'s JWKS again when `reason` allows it now; whether a new set is held.
+    async fn refetch_keys(&self, provider: &Discovered, reason: Refetch) -> bool {
         let send = super::http::sender(&self.http);
-        let set = JsonWebKeySet::fetch_async(self.metadata.jwks_uri(), &send)
-            .await
-            .map_err(|e| IdpError::Api(format!("JWKS: {}", super::http::describe(&e))))?;
-        if let Ok(mut keys) = self.keys.lock() {
-            *keys = Keys {
-                set,
-                fetched_at: Instant::now(),
-            };
+        let uri = provider.metadata.jwks_uri();
+        let fetched = provider
+            .keys
+            .refetch(reason, Instant::now(), || async {
+                JsonWebKeySet::fetch_async(uri, &send)
+                    .await
+                    .map_err(|e| super::http::describe(&e))
+            })
+            .await;
+        match fetched {
+            Ok(true) => {
+                let keys = provider.keys.keys().keys().len();
+                tracing::info!(
+                    provider = %self.config.id,
+                    jwks_uri = %uri.as_str(),
+                    ?reason,
+                    keys,
+                    "fetched the JWKS again"
+                );
+                true
+            }
+            Ok(false) => false,
+            Err(problem) => {
+                tracing::warn!(
+                    provider = %self.config.id,
+                    jwks_uri = %uri.as_str(),
+                    ?reason,
+                    %problem,
+                    "JWKS fetch failed; keeping the keys held"
+                );
+                false
+            }
         }
-        Ok(true)
     }
 
-    async fn exchange(&self, code: &str, verifier: &str) -> Result<Tokens, IdpError> {
-        let client = self.client();
+    async fn exchange(
+        &self,
+        client: &OidcClient,
+        code: &str,
+        verifier: &str,
+    ) -> Result<Tokens, IdpError> {
         let send = super::http::sender(&self.http);
         client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
@@ -238,112 +186,34 @@ impl Oidc {
             .map_err(|e| IdpError::Exchange(super::http::describe_token_error(&e)))
     }
 
-    /// The ID token's claims, verified: signature, `iss`, `aud`/`azp`, times, nonce.
-    fn verified_claims(
+    /// The ID token's verified claims, with the keys refreshed first when stale and fetched
+    /// again once when the token names a key we do not hold (a rotation).
+    async fn verified_claims(
         &self,
+        provider: &Discovered,
         tokens: &Tokens,
         nonce: &Nonce,
         now: u64,
-    ) -> Result<Map<String, Value>, VerifyFailure> {
-        let id_token = tokens.id_token().ok_or(VerifyFailure::Refused(
-            "the provider sent no ID token".into(),
-        ))?;
-        let client = self.client();
-        let trusted = self.config.trusted_audiences.clone();
-        let leeway = LEEWAY.as_secs();
-        let exp_now = now.saturating_sub(leeway) as i64;
-        let verifier = client
-            .id_token_verifier()
-            .set_allowed_algs(ASYMMETRIC.to_vec())
-            .set_other_audience_verifier_fn(move |aud| trusted.iter().any(|t| t == aud.as_str()))
-            .set_time_fn(move || chrono::DateTime::from_timestamp(exp_now, 0).unwrap_or_default())
-            .set_issue_time_verifier_fn(move |iat| {
-                if iat.timestamp() > (now + leeway) as i64 {
-                    Err(format!("issued in the future ({iat})"))
-                } else {
-                    Ok(())
+    ) -> Result<Map<String, Value>, IdpError> {
+        if provider.keys.is_stale(Instant::now()) {
+            self.refetch_keys(provider, Refetch::Stale).await;
+        }
+        let verify =
+            || id_token::verified_claims(&self.client(provider), &self.config, tokens, nonce, now);
+        let refused = |e: String| IdpError::Exchange(format!("ID token refused: {e}"));
+        match verify() {
+            Ok(claims) => Ok(claims),
+            Err(VerifyFailure::UnknownKey(e)) => {
+                if !self.refetch_keys(provider, Refetch::UnknownKey).await {
+                    return Err(refused(e));
                 }
-            });
-        let claims = id_token.claims(&verifier, nonce).map_err(|e| {
-            let text = e.to_string();
-            if matches!(
-                e,
-                openidconnect::ClaimsVerificationError::SignatureVerification(
-                    openidconnect::SignatureVerificationError::NoMatchingKey
+                verify().map_err(
+                    |(VerifyFailure::UnknownKey(e) | VerifyFailure::Refused(e))| refused(e),
                 )
-            ) {
-                VerifyFailure::UnknownKey(text)
-            } else {
-                VerifyFailure::Refused(text)
             }
-        })?;
-        if let Some(azp) = claims.authorized_party()
-            && azp.as_str() != self.config.client_id
-        {
-            return Err(VerifyFailure::Refused(format!(
-                "azp {} is not our client id",
-                azp.as_str()
-            )));
+            Err(VerifyFailure::Refused(e)) => Err(refused(e)),
         }
-        let extra = &claims.additional_claims().rest;
-        if let Some(nbf) = extra.get("nbf").and_then(Value::as_u64)
-            && nbf > now + leeway
-        {
-            return Err(VerifyFailure::Refused(format!("not valid before {nbf}")));
-        }
-        let mut all = extra.clone();
-        all.insert("sub".into(), Value::String(claims.subject().to_string()));
-        if let Some(email) = claims.email() {
-            all.insert("email".into(), Value::String(email.to_string()));
-        }
-        if let Some(verified) = claims.email_verified() {
-            all.insert("email_verified".into(), Value::Bool(verified));
-        }
-        if let Some(name) = claims.preferred_username() {
-            all.insert("preferred_username".into(), Value::String(name.to_string()));
-        }
-        if let Some(name) = claims.name().and_then(|n| n.get(None)) {
-            all.insert("name".into(), Value::String(name.to_string()));
-        }
-        Ok(all)
     }
-
-    /// Claims the userinfo endpoint adds for the same subject (only when configured).
-    async fn userinfo(
-        &self,
-        tokens: &Tokens,
-        claims: &mut Map<String, Value>,
-    ) -> Result<(), IdpError> {
-        use openidconnect::OAuth2TokenResponse as _;
-        let client = self.client();
-        let subject = claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .map(|s| openidconnect::SubjectIdentifier::new(s.to_owned()));
-        let send = super::http::sender(&self.http);
-        let info: openidconnect::UserInfoClaims<OtherClaims, CoreGenderClaim> = client
-            .user_info(tokens.access_token().clone(), subject)
-            .map_err(|e| IdpError::Api(format!("userinfo: {e}")))?
-            .request_async(&send)
-            .await
-            .map_err(|e| IdpError::Api(format!("userinfo: {}", super::http::describe(&e))))?;
-        for (name, value) in &info.additional_claims().rest {
-            claims.entry(name.clone()).or_insert_with(|| value.clone());
-        }
-        if !claims.contains_key("email")
-            && let (Some(email), Some(true)) = (info.email(), info.email_verified())
-        {
-            claims.insert("email".into(), Value::String(email.to_string()));
-            claims.insert("email_verified".into(), Value::Bool(true));
-        }
-        Ok(())
-    }
-}
-
-enum VerifyFailure {
-    /// The token names a key the cached JWKS does not hold.
-    UnknownKey(String),
-    Refused(String),
 }
 
 impl IdentityProvider for Oidc {
@@ -355,29 +225,36 @@ impl IdentityProvider for Oidc {
         self.config.display_name()
     }
 
-    fn login_url(&self, state: &str, code_verifier: &str, _needs: Needs) -> String {
-        let client = self.client();
-        // Our verifier is 43 characters (32 random bytes): within RFC 7636's 43–128, which
-        // this constructor requires.
-        let challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(
-            code_verifier.to_owned(),
-        ));
-        let (state, nonce) = (state.to_owned(), nonce_of(code_verifier));
-        let mut request = client
-            .authorize_url(
-                CoreAuthenticationFlow::AuthorizationCode,
-                move || CsrfToken::new(state),
-                move || Nonce::new(nonce),
-            )
-            .set_pkce_challenge(challenge);
-        for scope in self.config.request_scopes().into_iter().skip(1) {
-            request = request.add_scope(Scope::new(scope));
-        }
-        if let Some(domain) = &self.config.hosted_domain {
-            // Google's account chooser hint; the `hd` claim is what is enforced.
-            request = request.add_extra_param("hd", domain.clone());
-        }
-        request.url().0.to_string()
+    fn login_url<'a>(
+        &'a self,
+        state: &'a str,
+        code_verifier: &'a str,
+        _needs: Needs,
+    ) -> BoxFuture<'a, Result<String, IdpError>> {
+        Box::pin(async move {
+            let client = self.client(&*self.discovered().await?);
+            // Our verifier is 43 characters (32 random bytes): within RFC 7636's 43–128,
+            // which this constructor requires.
+            let challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(
+                code_verifier.to_owned(),
+            ));
+            let (state, nonce) = (state.to_owned(), nonce_of(code_verifier));
+            let mut request = client
+                .authorize_url(
+                    CoreAuthenticationFlow::AuthorizationCode,
+                    move || CsrfToken::new(state),
+                    move || Nonce::new(nonce),
+                )
+                .set_pkce_challenge(challenge);
+            for scope in self.config.request_scopes().into_iter().skip(1) {
+                request = request.add_scope(Scope::new(scope));
+            }
+            if let Some(domain) = &self.config.hosted_domain {
+                // Google's account chooser hint; the `hd` claim is what is enforced.
+                request = request.add_extra_param("hd", domain.clone());
+            }
+            Ok(request.url().0.to_string())
+        })
     }
 
     fn identify<'a>(
@@ -388,28 +265,22 @@ impl IdentityProvider for Oidc {
         now: u64,
     ) -> BoxFuture<'a, Result<UserRecord, IdpError>> {
         Box::pin(async move {
-            let tokens = self.exchange(code, code_verifier).await?;
+            let provider = self.discovered().await?;
+            let tokens = self
+                .exchange(&self.client(&provider), code, code_verifier)
+                .await?;
             let nonce = Nonce::new(nonce_of(code_verifier));
-            let mut claims = match self.verified_claims(&tokens, &nonce, now) {
-                Ok(claims) => claims,
-                Err(VerifyFailure::UnknownKey(first)) => {
-                    // A rotation: the provider signs with a key published since we fetched.
-                    if !self.refetch_keys().await? {
-                        return Err(IdpError::Exchange(format!("ID token refused: {first}")));
-                    }
-                    match self.verified_claims(&tokens, &nonce, now) {
-                        Ok(claims) => claims,
-                        Err(VerifyFailure::UnknownKey(e) | VerifyFailure::Refused(e)) => {
-                            return Err(IdpError::Exchange(format!("ID token refused: {e}")));
-                        }
-                    }
-                }
-                Err(VerifyFailure::Refused(e)) => {
-                    return Err(IdpError::Exchange(format!("ID token refused: {e}")));
-                }
-            };
+            let mut claims = self
+                .verified_claims(&provider, &tokens, &nonce, now)
+                .await?;
             if self.config.userinfo {
-                self.userinfo(&tokens, &mut claims).await?;
+                userinfo::read_userinfo(
+                    &self.client(&provider),
+                    &self.http,
+                    tokens.access_token(),
+                    &mut claims,
+                )
+                .await?;
             }
             claims::user_record(&self.config, &claims, now)
                 .map_err(|e| IdpError::Exchange(e.to_string()))

@@ -59,7 +59,13 @@ async fn start_login(
 ) -> Result<Response, PageError> {
     let upstream_state = random_token(32);
     let verifier = random_token(32);
-    let location = idp.login_url(&upstream_state, &verifier, state.needs);
+    let location = match idp.login_url(&upstream_state, &verifier, state.needs).await {
+        Ok(location) => location,
+        Err(error) => {
+            tracing::warn!(provider = %idp.id(), %error, client_id = %pending.client_id, "sign-in cannot start");
+            return Err(provider_unavailable(idp.display_name()));
+        }
+    };
     pending.stage = Stage::Login;
     pending.upstream_verifier = Some(verifier);
     pending.provider = Some(idp.id().to_owned());
@@ -68,6 +74,19 @@ async fn start_login(
         .put_pending(&digest(&upstream_state), &pending, PENDING_TTL_SECS)
         .await?;
     Ok(flow::see_other(&location))
+}
+
+/// The page of a sign-in whose provider cannot take it now (an OpenID provider not
+/// discovered yet): nothing was stored, the user starts again later.
+fn provider_unavailable(name: &str) -> PageError {
+    PageError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Sign-in unavailable",
+        format!(
+            "{name} cannot be reached right now, so you cannot sign in with it. Try again in a \
+             minute."
+        ),
+    )
 }
 
 /// One button of the choice page.

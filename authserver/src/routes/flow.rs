@@ -109,6 +109,7 @@ pub async fn complete(
             login = %user.login,
             subject = %user.subject,
             service = %service.name,
+            client_id = %pending.client_id,
             ?list,
             "sign-in refused by the allow-list"
         );

@@ -98,11 +98,14 @@ async fn handle_callback(
 ) -> Result<Response, PageError> {
     let Query(params) = params.map_err(|_| expired())?;
     let upstream_state = params.state.filter(|s| !s.is_empty()).ok_or_else(expired)?;
-    let pending = state
-        .store
-        .take_pending(&digest(&upstream_state))
-        .await?
-        .ok_or_else(expired)?;
+    let Some(pending) = state.store.take_pending(&digest(&upstream_state)).await? else {
+        // Taken once: a replayed callback (back button, a copied URL) issues nothing.
+        tracing::info!(
+            ?route,
+            "login callback with an unknown, expired or already used state: refused"
+        );
+        return Err(expired());
+    };
     let session = bound_session(state, headers, &pending)?;
     let reply = flow::reply_of(&pending);
     // The provider this sign-in was sent to, and only if it answers at its own callback.
@@ -134,7 +137,7 @@ async fn handle_callback(
     {
         Ok(user) => user,
         Err(error @ IdpError::Exchange(_)) => {
-            tracing::warn!(%error, "sign-in failed");
+            tracing::warn!(%error, client_id = %pending.client_id, "sign-in failed");
             return Ok(client_error(
                 state,
                 &reply,
@@ -143,7 +146,7 @@ async fn handle_callback(
             ));
         }
         Err(error) => {
-            tracing::error!(%error, "sign-in failed");
+            tracing::error!(%error, client_id = %pending.client_id, "sign-in failed");
             return Ok(client_error(
                 state,
                 &reply,

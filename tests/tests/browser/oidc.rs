@@ -3,8 +3,9 @@
 //! page, our provider choice, the provider's login form, our callback, the client's code, a
 //! token that works through Envoy, with the user's verified email and groups deciding the
 //! allow-lists. Then the refusals, each with `access_denied` at the client, nothing issued,
-//! and the reason in the authserver's log: an unverified email, a foreign Workspace domain,
-//! the user cancelling at the provider, and every spoiled ID token of a hostile provider.
+//! and the reason in the authserver's log: the provider's redirect to our callback replayed,
+//! an unverified email, a foreign Workspace domain, the user cancelling at the provider, and
+//! every spoiled ID token of a hostile provider.
 
 // Test code: a failed step should fail loudly, at the step.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -82,6 +83,34 @@ async fn oidc_stack() -> (SignIn, OidcProvider, FakeGitHub) {
     (SignIn::around(stack, None).await, op, github)
 }
 
+/// Consent → our choice page (when `provider` names a button on it) → the provider's login
+/// form as `login` → back; the page the browser ends on.
+pub async fn sign_in_at(
+    browser: &mut Chromium,
+    flow: &SignIn,
+    provider: Option<&str>,
+    login: &str,
+) -> mcp_auth_e2e::chromium::PageState {
+    browser.goto(&flow.authorize_url()).await.unwrap();
+    browser.click("button[value=approve]").await.unwrap();
+    if let Some(id) = provider {
+        browser.click(&format!("button[value={id}]")).await.unwrap();
+    }
+    browser.wait_for("input[name=login]").await.unwrap();
+    browser.fill("input[name=login]", login).await.unwrap();
+    browser.fill("input[name=password]", "any").await.unwrap();
+    browser.click("button[type=submit]").await.unwrap().clone()
+}
+
+/// What the authserver logged from `offset` on, in lines holding `needle`.
+pub fn logged_since(offset: usize, needle: &str) -> Vec<String> {
+    mcp_auth_e2e::log_capture::contents()[offset..]
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Consent → our choice page → the provider's login form as `login` → back; the page the
 /// browser ends on.
 async fn sign_in_as(
@@ -141,6 +170,35 @@ async fn signing_in_at_an_openid_provider_in_a_real_browser() {
     assert_eq!(claims["preferred_username"], "alice");
     browser.screenshot("oidc-done").await.unwrap();
 
+    // The provider's redirect to our callback, replayed in the same (now signed-in) browser:
+    // its state was taken by the first visit, so nothing is exchanged or issued.
+    let replayed = done
+        .navigations
+        .iter()
+        .rfind(|url| url.contains("/login/oidc/callback?") && url.contains("code="))
+        .unwrap_or_else(|| panic!("no callback among {:?}", done.navigations))
+        .clone();
+    let page = browser.goto(&replayed).await.unwrap().clone();
+    assert_eq!(page.status, 400, "{}", page.text);
+    assert!(
+        page.url
+            .starts_with(&flow.stack.url("/login/oidc/callback")),
+        "{}",
+        page.url
+    );
+    assert!(
+        page.text
+            .contains("This sign-in has expired or was already completed."),
+        "{}",
+        page.text
+    );
+    assert_eq!(
+        flow.callback.queries().len(),
+        1,
+        "the client got a second answer"
+    );
+    browser.screenshot("oidc-replayed-callback").await.unwrap();
+
     // Each next sign-in in a fresh browser, so no session of ours signs it in.
     // Why each is refused, as the authserver logs it.
     for (n, (login, why)) in [
@@ -166,7 +224,7 @@ async fn signing_in_at_an_openid_provider_in_a_real_browser() {
         let log = mcp_auth_e2e::log_capture::contents();
         let reason = log[logged..]
             .lines()
-            .find(|l| l.contains("sign-in"))
+            .find(|l| l.contains("sign-in") && l.contains(&flow.client_id))
             .unwrap_or_default()
             .to_owned();
         println!("{login}: {reason}");
