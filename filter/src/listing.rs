@@ -20,11 +20,14 @@
 //! - An item removed from a result that carries `cacheScope` makes it `"private"` (MCP
 //!   2026-07-28): the list is now this caller's, not the server's.
 
+use std::borrow::Cow;
+
 use mcp_auth_proto::listing::Visibility;
 
 use message::Policy;
 
 mod message;
+mod reader;
 
 /// How a response body is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,9 +165,9 @@ impl ListFilter {
         // Where the event being scanned starts in `buffer`.
         let mut event_start = 0;
         let mut i = self.scanned;
-        while let Some(&byte) = self.buffer.get(i) {
-            i += 1;
-            if std::mem::take(&mut self.after_cr) && byte == LF {
+        while i < self.buffer.len() {
+            if std::mem::take(&mut self.after_cr) && self.buffer[i] == LF {
+                i += 1;
                 self.line_start = i;
                 if event_start + 1 == i {
                     // The rest of the CRLF that ended the event before: already sent.
@@ -173,9 +176,12 @@ impl ListFilter {
                 }
                 continue;
             }
-            if byte != CR && byte != LF {
-                continue;
-            }
+            // Straight to the next line ending.
+            let Some(at) = memchr::memchr2(CR, LF, &self.buffer[i..]) else {
+                break;
+            };
+            let byte = self.buffer[i + at];
+            i += at + 1;
             // The BOM that may open a stream is no part of its first line.
             let blank = self.line_start + 1 == i
                 || (self.first_event
@@ -239,15 +245,17 @@ impl ListFilter {
             _ => (&[][..], raw),
         };
         let lines = lines(body);
-        let mut data: Option<Vec<u8>> = None;
+        // Borrowed for the usual event of one data line.
+        let mut data: Option<Cow<'_, [u8]>> = None;
         for (line, _) in &lines {
             if let Some(value) = data_value(line) {
                 match &mut data {
                     Some(data) => {
+                        let data = data.to_mut();
                         data.push(LF);
                         data.extend_from_slice(value);
                     }
-                    None => data = Some(value.to_vec()),
+                    None => data = Some(Cow::Borrowed(value)),
                 }
             }
         }
@@ -269,12 +277,17 @@ impl ListFilter {
                 out.extend_from_slice(line);
             } else if !std::mem::replace(&mut data_written, true) {
                 out.extend_from_slice(b"data: ");
-                // Line breaks in valid JSON are whitespace between tokens.
-                out.extend(
-                    filtered
-                        .bytes()
-                        .map(|b| if b == CR || b == LF { b' ' } else { b }),
-                );
+                // Line breaks in valid JSON are whitespace between tokens (and come only
+                // from joined data lines: one line's value holds none).
+                if memchr::memchr2(CR, LF, filtered.as_bytes()).is_some() {
+                    out.extend(
+                        filtered
+                            .bytes()
+                            .map(|b| if b == CR || b == LF { b' ' } else { b }),
+                    );
+                } else {
+                    out.extend_from_slice(filtered.as_bytes());
+                }
             } else {
                 continue;
             }
@@ -289,7 +302,7 @@ fn lines(event: &[u8]) -> Vec<(&[u8], &[u8])> {
     let mut lines = Vec::new();
     let mut rest = event;
     while !rest.is_empty() {
-        let Some(at) = rest.iter().position(|&b| b == CR || b == LF) else {
+        let Some(at) = memchr::memchr2(CR, LF, rest) else {
             lines.push((rest, &[][..]));
             break;
         };

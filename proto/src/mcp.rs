@@ -151,10 +151,14 @@ pub fn operations(body: &[u8]) -> Result<Operations, BodyError> {
 }
 
 fn operation(text: &str) -> Result<Option<Operation>, BodyError> {
-    // Syntax first: a body that is not JSON is a parse error, not an invalid request.
-    let value: &RawValue = serde_json::from_str(text).map_err(|_| BodyError::NotJson)?;
-    let message: Message<'_> = serde_json::from_str(value.get())
-        .map_err(|_| BodyError::NotJsonRpc("not an object, or a member twice or mistyped"))?;
+    let message: Message<'_> = serde_json::from_str(text).map_err(|_| {
+        // A body that is not JSON at all is a parse error, not an invalid request. (Asked
+        // only on failure: an MCP request is read once.)
+        match serde_json::from_str::<IgnoredAny>(text) {
+            Err(_) => BodyError::NotJson,
+            Ok(_) => BodyError::NotJsonRpc("not an object, or a member twice or mistyped"),
+        }
+    })?;
     if message.jsonrpc != Some("2.0") {
         return Err(BodyError::NotJsonRpc("jsonrpc is not \"2.0\""));
     }
@@ -290,31 +294,36 @@ pub fn decode_header_value(raw: &[u8]) -> Option<String> {
 /// `?` one character; everything else matches itself. A pattern without either is an exact
 /// name; `file:///srv/*` matches every URI under that prefix.
 pub fn glob_match(pattern: &str, name: &str) -> bool {
-    let (pattern, name): (Vec<char>, Vec<char>) =
-        (pattern.chars().collect(), name.chars().collect());
+    if !pattern.contains(['*', '?']) {
+        return pattern == name;
+    }
+    // Byte offsets, stepping a character at a time: no allocation per item matched (the list
+    // filter matches every item of a list against every rule).
+    let next = |text: &str, at: usize| text[at..].chars().next();
     let (mut p, mut n) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        match pattern.get(p) {
+    while let Some(c) = next(name, n) {
+        match next(pattern, p) {
             Some('*') => {
                 star = Some((p, n));
                 p += 1;
             }
-            Some(c) if *c == '?' || *c == name[n] => {
-                p += 1;
-                n += 1;
+            Some(pc) if pc == '?' || pc == c => {
+                p += pc.len_utf8();
+                n += c.len_utf8();
             }
             _ => match star {
                 Some((sp, sn)) => {
+                    let after = sn + next(name, sn).map_or(1, char::len_utf8);
                     p = sp + 1;
-                    n = sn + 1;
-                    star = Some((sp, sn + 1));
+                    n = after;
+                    star = Some((sp, after));
                 }
                 None => return false,
             },
         }
     }
-    pattern[p..].iter().all(|c| *c == '*')
+    pattern[p..].chars().all(|c| c == '*')
 }
 
 #[cfg(test)]

@@ -1,16 +1,12 @@
 //! One JSON-RPC message (or batch) with the items its caller may not see removed: the
-//! byte test that spares the parse, and the parse that keeps everything it does not remove
-//! exactly as sent (members and kept items are copied, never re-encoded).
-
-use std::borrow::Cow;
-use std::fmt;
+//! byte test that spares the parse, and the one-pass read that keeps everything it does not
+//! remove exactly as sent (kept items, members, keys and whitespace are copied, never
+//! re-encoded).
 
 use mcp_auth_proto::listing::{ListKind, Visibility};
-use serde::Deserialize;
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde_json::value::RawValue;
 
 use super::ListFilterError;
+use super::reader::{Malformed, Reader};
 
 /// What is hidden from this caller, with the byte patterns that tell a message might hold it.
 pub(super) struct Policy {
@@ -48,219 +44,179 @@ impl Policy {
     }
 
     /// One message or a batch with hidden items removed, and how many; `None` when nothing
-    /// was removed.
+    /// was removed. One pass: the reader descends into `result` members and their lists and
+    /// steps over everything else; the output is the input with the rewritten spans
+    /// replaced, every other byte as sent.
     pub(super) fn filter_message(
         &self,
         text: &str,
     ) -> Result<Option<(String, usize)>, ListFilterError> {
-        match text
-            .trim_start_matches([' ', '\t', '\r', '\n'])
-            .as_bytes()
-            .first()
-        {
-            Some(b'{') => self.filter_response(text),
-            Some(b'[') => {
-                let messages: Vec<&RawValue> = parse(text)?;
-                let mut parts: Vec<Cow<'_, str>> = Vec::with_capacity(messages.len());
-                let mut removed = 0;
-                for message in &messages {
-                    let filtered = match message.get().as_bytes().first() {
-                        Some(b'{') => self.filter_response(message.get())?,
-                        _ => None,
-                    };
-                    parts.push(match filtered {
-                        Some((filtered, n)) => {
-                            removed += n;
-                            Cow::Owned(filtered)
-                        }
-                        None => Cow::Borrowed(message.get()),
-                    });
-                }
-                Ok((removed > 0).then(|| (format!("[{}]", parts.join(",")), removed)))
-            }
+        let mut reader = Reader::new(text);
+        let mut edits = Edits::default();
+        let read = match reader.peek() {
+            Some(b'{') => self.response(&mut reader, &mut edits),
+            Some(b'[') => reader.array(|reader| match reader.peek() {
+                Some(b'{') => self.response(reader, &mut edits),
+                _ => reader.skip_value(),
+            }),
             // Valid JSON that is no message passes; anything else may be a list misread.
-            _ => parse::<IgnoredAny>(text).map(|_| None),
-        }
+            _ => reader.skip_value(),
+        };
+        read.and_then(|()| reader.finish())
+            .map_err(|Malformed| ListFilterError::Unreadable)?;
+        let removed = edits.removed;
+        Ok((removed > 0).then(|| (edits.apply(text), removed)))
     }
 
     /// A JSON-RPC object: every `result` member filtered.
-    fn filter_response(&self, text: &str) -> Result<Option<(String, usize)>, ListFilterError> {
-        let Members(members) = parse(text)?;
-        let mut values = unchanged(&members);
-        let mut removed = 0;
-        for ((key, value), slot) in members.iter().zip(&mut values) {
-            if key.0 == "result"
-                && value.get().starts_with('{')
-                && let Some((filtered, n)) = self.filter_result(value.get())?
-            {
-                *slot = Cow::Owned(filtered);
-                removed += n;
+    fn response(&self, reader: &mut Reader<'_>, edits: &mut Edits) -> Result<(), Malformed> {
+        reader.object(|reader, key| {
+            if key.text == "result" && reader.peek() == Some(b'{') {
+                self.result(reader, edits)
+            } else {
+                reader.skip_value()
             }
-        }
-        Ok((removed > 0).then(|| (object(&members, &values), removed)))
+        })
     }
 
-    /// A result object: every list array of a hiding kind filtered.
-    fn filter_result(&self, text: &str) -> Result<Option<(String, usize)>, ListFilterError> {
-        let Members(members) = parse(text)?;
-        let mut values = unchanged(&members);
-        let mut removed = 0;
-        for ((key, value), slot) in members.iter().zip(&mut values) {
-            let Some((kind, _)) = self.hiding.iter().find(|(kind, _)| kind.array() == key.0) else {
-                continue;
-            };
-            if !value.get().starts_with('[') {
-                continue;
-            }
-            let items: Vec<&RawValue> = parse(value.get())?;
-            let kept: Vec<&str> = items
+    /// A result object: every list array of a hiding kind filtered; its `cacheScope` made
+    /// `"private"` when something was removed.
+    fn result(&self, reader: &mut Reader<'_>, edits: &mut Edits) -> Result<(), Malformed> {
+        let removed_before = edits.removed;
+        let mut cache_scopes = Vec::new();
+        reader.object(|reader, key| {
+            let kind = self
+                .hiding
                 .iter()
-                .filter(|item| self.shows(*kind, item))
-                .map(|item| item.get())
-                .collect();
-            if kept.len() < items.len() {
-                removed += items.len() - kept.len();
-                *slot = Cow::Owned(format!("[{}]", kept.join(",")));
+                .find(|(kind, _)| kind.array() == key.text)
+                .map(|(kind, _)| *kind);
+            match kind {
+                Some(kind) if reader.peek() == Some(b'[') => self.list(reader, kind, edits),
+                _ if key.text == "cacheScope" => {
+                    let start = reader.pos();
+                    reader.skip_value()?;
+                    cache_scopes.push((start, reader.pos()));
+                    Ok(())
+                }
+                _ => reader.skip_value(),
+            }
+        })?;
+        if edits.removed > removed_before {
+            for (start, end) in cache_scopes {
+                edits.spans.push((start, end, Replacement::Private));
             }
         }
-        if removed == 0 {
-            return Ok(None);
-        }
-        for ((key, _), slot) in members.iter().zip(&mut values) {
-            if key.0 == "cacheScope" {
-                *slot = Cow::Borrowed("\"private\"");
+        Ok(())
+    }
+
+    /// A list array: replaced by its shown items when some are hidden.
+    fn list(
+        &self,
+        reader: &mut Reader<'_>,
+        kind: ListKind,
+        edits: &mut Edits,
+    ) -> Result<(), Malformed> {
+        let start = reader.pos();
+        let mut kept = Vec::new();
+        let mut hidden = 0;
+        reader.array(|reader| {
+            let item_start = reader.pos();
+            if self.item_shown(reader, kind)? {
+                kept.push((item_start, reader.pos()));
+            } else {
+                hidden += 1;
             }
+            Ok(())
+        })?;
+        if hidden > 0 {
+            edits.removed += hidden;
+            edits
+                .spans
+                .push((start, reader.pos(), Replacement::Items(kept)));
         }
-        Ok(Some((object(&members, &values), removed)))
+        Ok(())
     }
 
-    /// Whether an item is shown: an object with exactly one string name field the
-    /// visibility shows.
-    fn shows(&self, kind: ListKind, item: &RawValue) -> bool {
-        if !item.get().starts_with('{') {
-            return false;
+    /// Whether an item is shown: an object with exactly one name field, a string the client
+    /// reads as we do, that the visibility shows.
+    fn item_shown(&self, reader: &mut Reader<'_>, kind: ListKind) -> Result<bool, Malformed> {
+        if reader.peek() != Some(b'{') {
+            reader.skip_value()?;
+            return Ok(false);
         }
-        let Ok(Members(members)) = parse(item.get()) else {
-            return false;
-        };
-        let mut names = members.iter().filter(|(key, _)| key.0 == kind.name_field());
-        let (Some((_, name)), None) = (names.next(), names.next()) else {
-            return false;
-        };
-        match parse::<Text<'_>>(name.get()) {
-            Ok(name) => self.visibility.shows(kind, &name.0),
-            Err(_) => false,
-        }
+        let mut names = 0;
+        let mut shown = false;
+        reader.object(|reader, key| {
+            if key.text != kind.name_field() {
+                return reader.skip_value();
+            }
+            names += 1;
+            if reader.peek() == Some(b'"') {
+                let name = reader.string()?;
+                shown = name.exact && self.visibility.shows(kind, &name.text);
+                Ok(())
+            } else {
+                shown = false;
+                reader.skip_value()
+            }
+        })?;
+        Ok(names == 1 && shown)
     }
 }
 
-fn parse<'a, T: Deserialize<'a>>(text: &'a str) -> Result<T, ListFilterError> {
-    serde_json::from_str(text).map_err(|_| ListFilterError::Unreadable)
+/// What replaces a span of the message.
+enum Replacement {
+    /// A list array: only these items (spans of the message), in order.
+    Items(Vec<(usize, usize)>),
+    /// A `cacheScope` value.
+    Private,
 }
 
-/// An object from its members' keys and (raw JSON) values.
-/// Each member's value as it is: what [`object`] writes back for members left alone.
-fn unchanged<'a>(members: &[(Text<'_>, &'a RawValue)]) -> Vec<Cow<'a, str>> {
-    members
-        .iter()
-        .map(|(_, v)| Cow::Borrowed(v.get()))
-        .collect()
+/// The rewrites of one message, and how many items they remove.
+#[derive(Default)]
+struct Edits {
+    spans: Vec<(usize, usize, Replacement)>,
+    removed: usize,
 }
 
-fn object(members: &[(Text<'_>, &RawValue)], values: &[Cow<'_, str>]) -> String {
-    let mut out = String::from("{");
-    for (i, ((key, _), value)) in members.iter().zip(values).enumerate() {
-        if i > 0 {
-            out.push(',');
+impl Edits {
+    /// `text` with every span replaced (spans never overlap: each is a distinct member's
+    /// value).
+    fn apply(mut self, text: &str) -> String {
+        self.spans.sort_by_key(|(start, _, _)| *start);
+        let mut out = String::with_capacity(text.len());
+        let mut copied = 0;
+        for (start, end, replacement) in &self.spans {
+            out.push_str(&text[copied..*start]);
+            match replacement {
+                Replacement::Items(items) => {
+                    out.push('[');
+                    for (i, (from, to)) in items.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        out.push_str(&text[*from..*to]);
+                    }
+                    out.push(']');
+                }
+                Replacement::Private => out.push_str("\"private\""),
+            }
+            copied = *end;
         }
-        push_json_string(&mut out, &key.0);
-        out.push(':');
-        out.push_str(value);
+        out.push_str(&text[copied..]);
+        out
     }
-    out.push('}');
-    out
-}
-
-/// RFC 8259 §7: quotes, backslashes and control characters escaped.
-fn push_json_string(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    let Some(&first) = needle.first() else {
-        return true;
-    };
-    let mut rest = haystack;
-    while let Some(at) = rest.iter().position(|&b| b == first) {
-        if rest[at..].starts_with(needle) {
-            return true;
-        }
-        rest = &rest[at + 1..];
-    }
-    false
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// Whether `bytes` hold `\u0040`–`\u007f`: how an escaped ASCII letter is spelled. Encoders
 /// escape non-ASCII (`\u00e9`) and HTML characters (`\u003c`), never letters.
 fn escaped_letter(bytes: &[u8]) -> bool {
-    bytes
-        .windows(6)
-        .any(|w| w.starts_with(b"\\u00") && matches!(w[4], b'4'..=b'7') && w[5].is_ascii_hexdigit())
-}
-
-/// A JSON string, borrowed from the input unless it holds escapes.
-struct Text<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Text<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TextVisitor;
-        impl<'de> Visitor<'de> for TextVisitor {
-            type Value = Text<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
-                Ok(Text(Cow::Owned(v)))
-            }
-        }
-        deserializer.deserialize_str(TextVisitor)
-    }
-}
-
-/// An object's members in order, duplicates kept (every one is filtered), values unparsed.
-struct Members<'a>(Vec<(Text<'a>, &'a RawValue)>);
-
-impl<'de> Deserialize<'de> for Members<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct MembersVisitor;
-        impl<'de> Visitor<'de> for MembersVisitor {
-            type Value = Members<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(0));
-                while let Some(member) = map.next_entry::<Text<'de>, &'de RawValue>()? {
-                    members.push(member);
-                }
-                Ok(Members(members))
-            }
-        }
-        deserializer.deserialize_map(MembersVisitor)
-    }
+    memchr::memmem::find_iter(bytes, b"\\u00").any(|at| {
+        matches!(bytes.get(at + 4), Some(b'4'..=b'7'))
+            && bytes.get(at + 5).is_some_and(u8::is_ascii_hexdigit)
+    })
 }

@@ -334,6 +334,30 @@ fn escaped_names_and_keys_are_read_as_the_client_reads_them() {
 }
 
 #[test]
+fn a_name_no_client_reads_exactly_is_removed() {
+    // A lone surrogate: some clients read U+FFFD, some refuse, JavaScript keeps it.
+    let body = br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"b\ud800"},{"name":"b"}]}}"#;
+    let visibility = hiding(ListKind::Tools, &["a*"]);
+    let (out, hidden) = json_body(body, visibility);
+    assert_eq!(hidden, 1);
+    assert_eq!(
+        out,
+        br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"b"}]}}"#
+    );
+}
+
+#[test]
+fn whitespace_and_keys_outside_the_list_are_kept_as_sent() {
+    let body = b"{ \"jsonrpc\" : \"2.0\",\n \"id\":1, \"result\": {\"tools\" : [ {\"name\":\"admin_a\"} , {\"name\":\"b\"} ] , \"x\\u0079\":1 } }";
+    let (out, hidden) = json_body(body, no_admin());
+    assert_eq!(hidden, 1);
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "{ \"jsonrpc\" : \"2.0\",\n \"id\":1, \"result\": {\"tools\" : [{\"name\":\"b\"}] , \"x\\u0079\":1 } }"
+    );
+}
+
+#[test]
 fn a_list_that_is_not_readable_json_is_an_error() {
     let body = br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a","x":NaN}]}}"#;
     let mut filter = ListFilter::new(Framing::Json, no_admin(), LIMIT);

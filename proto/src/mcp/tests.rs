@@ -174,6 +174,16 @@ fn globs_match_names_and_uri_prefixes() {
         ("a?c", "ac", false),
         ("*a*b*", "xxaxxbxx", true),
         ("é*", "éa", true),
+        ("a?c", "aéc", true),
+        ("a??c", "aéc", false),
+        ("*é", "ééé", true),
+        ("*éa", "éééa", true),
+        ("*ab", "aab", true),
+        ("a*", "b", false),
+        ("", "", true),
+        ("", "a", false),
+        ("**", "日本", true),
+        ("日*語", "日本語", true),
     ] {
         assert_eq!(glob_match(pattern, name), expected, "{pattern} ~ {name}");
     }
