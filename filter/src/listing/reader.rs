@@ -100,66 +100,52 @@ impl<'a> Reader<'a> {
         &mut self,
         mut member: impl FnMut(&mut Self, Decoded<'a>) -> Result<(), Malformed>,
     ) -> Result<(), Malformed> {
-        self.expect(b'{')?;
-        self.enter()?;
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-            self.depth -= 1;
-            return Ok(());
-        }
-        loop {
-            if self.peek() != Some(b'"') {
+        self.container(b'{', b'}', |reader| {
+            if reader.peek() != Some(b'"') {
                 return Err(Malformed);
             }
-            let key = self.string()?;
-            self.expect(b':')?;
-            self.skip_whitespace();
-            member(self, key)?;
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    self.depth -= 1;
-                    return Ok(());
-                }
-                _ => return Err(Malformed),
-            }
-        }
+            let key = reader.string()?;
+            reader.expect(b':')?;
+            reader.skip_whitespace();
+            member(reader, key)
+        })
     }
 
     /// An array at the cursor: `element` is called at the start of each element (whitespace
     /// skipped, so [`Reader::pos`] is where it begins) and must read it.
     pub(super) fn array(
         &mut self,
-        mut element: impl FnMut(&mut Self) -> Result<(), Malformed>,
+        element: impl FnMut(&mut Self) -> Result<(), Malformed>,
     ) -> Result<(), Malformed> {
-        self.expect(b'[')?;
-        self.enter()?;
-        if self.peek() == Some(b']') {
-            self.pos += 1;
-            self.depth -= 1;
-            return Ok(());
-        }
-        loop {
-            self.skip_whitespace();
-            element(self)?;
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b']') => {
-                    self.pos += 1;
-                    self.depth -= 1;
-                    return Ok(());
-                }
-                _ => return Err(Malformed),
-            }
-        }
+        self.container(b'[', b']', element)
     }
 
-    fn enter(&mut self) -> Result<(), Malformed> {
+    /// `open`, comma-separated entries each read by `entry` (called after whitespace),
+    /// `close`; no trailing comma; at most [`MAX_DEPTH`] containers deep.
+    fn container(
+        &mut self,
+        open: u8,
+        close: u8,
+        mut entry: impl FnMut(&mut Self) -> Result<(), Malformed>,
+    ) -> Result<(), Malformed> {
+        self.expect(open)?;
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(Malformed);
         }
+        if self.peek() != Some(close) {
+            loop {
+                self.skip_whitespace();
+                entry(self)?;
+                match self.peek() {
+                    Some(b',') => self.pos += 1,
+                    Some(byte) if byte == close => break,
+                    _ => return Err(Malformed),
+                }
+            }
+        }
+        self.pos += 1;
+        self.depth -= 1;
         Ok(())
     }
 

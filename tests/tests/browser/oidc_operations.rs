@@ -14,7 +14,6 @@ use mcp_auth_e2e::oauth;
 use mcp_auth_e2e::oidc_provider::{ProviderSetup, stack_before_provider, stack_with};
 use mcp_auth_e2e::poll;
 use mcp_auth_e2e::stack::StackOptions;
-use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::oidc::{logged_since, sign_in_at};
@@ -40,15 +39,7 @@ async fn signs_in(flow: &SignIn, login: &str, n: usize) {
         .await
         .unwrap();
     let page = sign_in_at(&mut browser, flow, None, login).await;
-    let query = flow.callback_query(n).await;
-    let code = query
-        .get("code")
-        .unwrap_or_else(|| panic!("{login}: no code: {query:?} at {}: {}", page.url, page.text));
-    let access = flow.token_for(code).await;
-    assert_eq!(
-        oauth::mcp_status(&flow.stack, &access).await,
-        StatusCode::OK
-    );
+    let access = flow.admitted(n, &page, login).await;
     assert_eq!(oauth::jwt_claims(&access)["sub"], format!("op:{login}"));
 }
 
@@ -92,14 +83,7 @@ async fn a_signing_key_rotation_at_the_provider_is_followed_and_the_withdrawn_ke
     let logged = mcp_auth_e2e::log_capture::contents().len();
     let mut browser = Chromium::start("oidc-ops-mallory").await.unwrap();
     let page = sign_in_at(&mut browser, &flow, None, "mallory").await;
-    let query = flow.callback_query(2).await;
-    assert_eq!(
-        query.get("error").map(String::as_str),
-        Some("access_denied"),
-        "{query:?} at {}",
-        page.url
-    );
-    assert!(!query.contains_key("code"), "{query:?}");
+    flow.refused(2, &page, "mallory").await;
     let refused = logged_since(logged, "ID token refused");
     assert!(
         refused.iter().any(|l| l.contains(&flow.client_id)),

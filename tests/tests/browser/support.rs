@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use mcp_auth_e2e::chromium::PageState;
 use mcp_auth_e2e::fake_github::{FakeGitHub, FakeUser};
 use mcp_auth_e2e::header_echo::HeaderEcho;
 use mcp_auth_e2e::oauth::{self, Discovered};
@@ -95,6 +96,33 @@ impl SignIn {
         .await;
         assert_eq!(status, reqwest::StatusCode::OK, "{tokens}");
         tokens["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// The `n`th callback's code, exchanged: an access token the MCP route answers 200 for.
+    pub async fn admitted(&self, n: usize, page: &PageState, label: &str) -> String {
+        let query = self.callback_query(n).await;
+        let code = query.get("code").unwrap_or_else(|| {
+            panic!("{label}: no code: {query:?} at {}: {}", page.url, page.text)
+        });
+        let access = self.token_for(code).await;
+        assert_eq!(
+            oauth::mcp_status(&self.stack, &access).await,
+            reqwest::StatusCode::OK,
+            "{label}"
+        );
+        access
+    }
+
+    /// The `n`th callback is `access_denied`, with no code.
+    pub async fn refused(&self, n: usize, page: &PageState, label: &str) {
+        let query = self.callback_query(n).await;
+        assert_eq!(
+            query.get("error").map(String::as_str),
+            Some("access_denied"),
+            "{label}: {query:?} at {}",
+            page.url
+        );
+        assert!(!query.contains_key("code"), "{label}: {query:?}");
     }
 
     /// The issuer's origin, as a browser serialises it in `Origin`.
