@@ -1,6 +1,13 @@
 //! Admin commands, run by the binary against the same gateway config (`mcp-auth-authserver
-//! admin …`): revocation by user, login, client or grant, and signing key rotation. They
-//! talk to Redis and the key directory directly, so no admin endpoint exists to protect.
+//! admin …`). They talk to Redis and the key directory directly, so no admin endpoint exists
+//! to protect:
+//! - revocation by user, login, client or grant, and signing key rotation (here);
+//! - [`listing`]: clients, grants and users, listed and shown;
+//! - [`purge`]: deletes what can no longer be used but would outlive its use in Redis;
+//! - [`backup`] and [`restore`]: the state and the signing keys as versioned JSON lines.
+//!
+//! Each has a function taking the [`GatewayConfig`] and an `_in` variant taking a [`Store`]
+//! (and the time), for tests. [`output`] renders the results for people.
 
 use std::time::Duration;
 
@@ -11,6 +18,14 @@ use mcp_auth_proto::store::{RevocationEvent, RevocationTarget};
 use crate::keys::{KeyError, KeyTiming, Rotation};
 use crate::state::system_now;
 use crate::store::{Store, StoreError};
+
+pub mod backup;
+pub mod listing;
+pub mod output;
+pub mod purge;
+pub mod restore;
+#[cfg(test)]
+mod test_support;
 
 /// Why an admin command failed.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +38,29 @@ pub enum AdminError {
     Keys(#[from] KeyError),
     #[error("no user with login {0:?} has signed in")]
     UnknownLogin(String),
+    #[error("no {kind} {id:?} in Redis")]
+    NotFound { kind: &'static str, id: String },
+}
+
+impl AdminError {
+    fn not_found(kind: &'static str, id: &str) -> Self {
+        Self::NotFound {
+            kind,
+            id: id.to_owned(),
+        }
+    }
+}
+
+/// The store of `config`'s Redis.
+fn store_for(config: &GatewayConfig) -> Result<Store, AdminError> {
+    Store::new(&config.redis).map_err(AdminError::RedisUrl)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Whose tokens to revoke.
@@ -42,7 +80,7 @@ pub async fn revoke(
     config: &GatewayConfig,
     target: AdminTarget,
 ) -> Result<Vec<RevocationEvent>, AdminError> {
-    let store = Store::new(&config.redis).map_err(AdminError::RedisUrl)?;
+    let store = store_for(config)?;
     // As `revocation::longest_lifetime`: the longest token plus the filter's clock leeway.
     let lifetime =
         config.tokens.access_token.max(config.tokens.refresh_token) + config.filter.clock_leeway;

@@ -9,7 +9,7 @@
 //! - a superseded key stays published for the retention time (the access-token lifetime plus
 //!   leeway) after its successor activated, so every token it signed expires first.
 
-mod file;
+pub(crate) mod file;
 pub mod jws;
 pub mod provided;
 pub mod signing;

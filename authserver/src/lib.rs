@@ -13,6 +13,7 @@ pub mod clients;
 pub mod error;
 pub mod idp;
 pub mod keys;
+pub mod metrics;
 pub mod oauth;
 mod pages;
 pub mod ratelimit;

@@ -6,8 +6,21 @@ use mcp_auth_proto::store::{RevocationEvent, RevocationTarget};
 
 use std::time::Duration;
 
+use crate::metrics::RevocationReason;
 use crate::settings::Settings;
+use crate::state::AppState;
 use crate::store::{Store, StoreError};
+
+/// [`revoke`] as a request of this server makes it: as of now, counted by `reason`.
+pub(crate) async fn revoke_now(
+    state: &AppState,
+    target: RevocationTarget,
+    reason: RevocationReason,
+) -> Result<RevocationEvent, StoreError> {
+    let event = revoke(&state.store, &state.settings, state.now(), target).await?;
+    state.metrics.revoked(&event.target, reason);
+    Ok(event)
+}
 
 /// Revokes `target` as of `now`: every token it covers issued at or before `now` (see
 /// [`RevocationEvent::covers_issued_at`]). Grants, users and clients stay revoked until every

@@ -26,7 +26,8 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The authorization server's routes: exactly the public paths of
-/// [`mcp_auth_proto::paths::AUTHSERVER_PUBLIC_PATHS`] plus `/healthz`.
+/// [`mcp_auth_proto::paths::AUTHSERVER_PUBLIC_PATHS`] plus `/healthz`, `/readyz` and
+/// `/metrics`, which Envoy does not route.
 pub fn router(state: AppState) -> Router {
     let token = Router::new()
         .route(paths::TOKEN, post(token::token))
@@ -90,13 +91,22 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .route(paths::HEALTH, get(health::healthz))
+        .route(paths::READY, get(health::readyz))
+        .route(paths::METRICS, get(health::metrics))
         .merge(api)
         .merge(pages)
+        .route_layer(middleware::from_fn_with_state(
+            state.metrics.http(),
+            mcp_auth_telemetry::metrics::track,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(paths::AUTHSERVER_MAX_BODY_BYTES))
         .layer(middleware::from_fn(cors))
         .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(
+            mcp_auth_telemetry::requests::log_request,
+        ))
         .with_state(state)
 }
 
@@ -130,7 +140,11 @@ async fn security_headers(request: Request, next: Next) -> Response {
 /// (no cookies): metadata, JWKS, registration, token, revocation, introspection. The pages
 /// (`/authorize`, `/login/*`) are navigated to, never fetched, and get no CORS headers.
 fn is_cors_path(path: &str) -> bool {
-    !(path == paths::AUTHORIZE || path == paths::HEALTH || path.starts_with(paths::LOGIN_PREFIX))
+    !(path == paths::AUTHORIZE
+        || path == paths::HEALTH
+        || path == paths::READY
+        || path == paths::METRICS
+        || path.starts_with(paths::LOGIN_PREFIX))
 }
 
 /// CORS for the credential-less API endpoints: any origin, never cookies (Fetch standard

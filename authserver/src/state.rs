@@ -12,6 +12,7 @@ use crate::idp::github::GitHub;
 use crate::idp::oidc::Oidc;
 use crate::idp::{IdentityProvider, Needs};
 use crate::keys::{KeyStore, KeyTiming};
+use crate::metrics::Metrics;
 use crate::oauth::access;
 use crate::serve::ServeError;
 use crate::session::SessionKeys;
@@ -36,6 +37,7 @@ pub struct AppState {
     pub(crate) needs: Needs,
     /// `None` when `authserver.rate_limit_per_minute` is 0.
     pub(crate) limiter: Option<Arc<crate::ratelimit::RateLimiter>>,
+    pub(crate) metrics: Arc<Metrics>,
     clock: Clock,
 }
 
@@ -124,6 +126,7 @@ impl AppState {
             sessions: Arc::new(SessionKeys::new(&session_key)),
             idps: idps.into(),
             needs,
+            metrics: Arc::new(Metrics::new()),
             clock: Arc::new(system_now),
         })
     }
@@ -176,6 +179,11 @@ impl AppState {
     /// The Redis store.
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// This server's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The signing keys (shared with the reload task).

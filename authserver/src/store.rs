@@ -16,6 +16,8 @@ use serde::de::DeserializeOwned;
 
 mod clients;
 mod grants;
+pub mod inventory;
+pub mod maintenance;
 mod ratelimit;
 pub mod records;
 mod revocations;
@@ -46,6 +48,8 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct Store {
     conn: ConnectionManager,
+    /// For the connections a multiplexed one cannot be: a subscription (admin backup).
+    client: redis::Client,
     keys: KeySpace,
 }
 
@@ -67,6 +71,7 @@ impl Store {
             .set_max_delay(Duration::from_millis(500));
         Ok(Self {
             conn: client.get_connection_manager_lazy(manager)?,
+            client,
             keys: KeySpace::new(config.key_prefix.as_str()),
         })
     }

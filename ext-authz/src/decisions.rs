@@ -74,7 +74,9 @@ impl Decisions for DecisionsService {
     ) -> Result<Response<DecideResponse>, Status> {
         let check = check_request(request.get_ref());
         let body_follows = request.get_ref().body_follows;
-        let (decision, response) = self.authorization.decide_phase(&check, body_follows)?;
+        let (decision, response) =
+            self.authorization
+                .decide_as(crate::metrics::Api::Decide, &check, body_follows)?;
         Ok(Response::new(decide_response(&decision, response)))
     }
 
@@ -192,6 +194,15 @@ fn revoked(event: &RevocationEvent) -> Invalidation {
 
 /// Feeds one watcher: `ready`, then every change and a heartbeat per interval, until the
 /// watcher goes or the state can no longer be trusted.
+/// Counts an open invalidation stream until dropped, however `forward` ends.
+struct StreamOpen<'a>(&'a Shared);
+
+impl Drop for StreamOpen<'_> {
+    fn drop(&mut self) {
+        self.0.metrics.stream_changed(-1);
+    }
+}
+
 async fn forward(
     shared: Arc<Shared>,
     mut changes: broadcast::Receiver<Change>,
@@ -200,6 +211,8 @@ async fn forward(
     watcher: String,
 ) {
     tracing::info!(watcher, "invalidation watcher connected");
+    shared.metrics.stream_changed(1);
+    let _open = StreamOpen(&shared);
     let mut heartbeat =
         tokio::time::interval(Duration::from_millis(u64::from(HEARTBEAT_INTERVAL_MS)));
     heartbeat.tick().await;

@@ -13,6 +13,7 @@
 //! - [`service`] — `Authorization/Check`; [`response`] puts a decision on the wire.
 //! - [`decisions`] — `mcp_auth.v1.Decisions`, the fast path: the same decision asked by the
 //!   filter on a cache miss, and invalidations pushed to it.
+//! - [`metrics`] — the Prometheus metrics, served on `ext_authz.metrics_listen`.
 //! - [`serve()`] — everything together, with the gRPC health service.
 
 pub mod audit;
@@ -20,6 +21,7 @@ pub mod decision;
 pub mod decisions;
 pub mod facts;
 pub mod mcp_policy;
+pub mod metrics;
 pub mod policy;
 pub mod reload;
 pub mod response;
@@ -30,4 +32,4 @@ pub mod state;
 pub mod store;
 
 pub use reload::{ConfigLoadError, load_config};
-pub use serve::{AUTHORIZATION_SERVICE, ServeError, serve};
+pub use serve::{AUTHORIZATION_SERVICE, Listeners, ServeError, serve};

@@ -1,13 +1,15 @@
 //! `mcp-auth-ext-authz --config <gateway.yaml>`: binds `ext_authz.listen` and serves.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser;
-use mcp_auth_ext_authz::{ServeError, load_config, serve};
+use mcp_auth_ext_authz::{Listeners, ServeError, load_config, serve};
 use mcp_auth_gateway::env::ProcessEnv;
+use mcp_auth_telemetry::logs::{LOG_FORMAT_ENV, LogFormat};
 
 /// Exit status for a bad config (sysexits `EX_USAGE`).
 const EXIT_BAD_CONFIG: u8 = 64;
@@ -27,18 +29,16 @@ fn main() -> ExitCode {
         use tracing_subscriber::Layer as _;
         use tracing_subscriber::layer::SubscriberExt as _;
         use tracing_subscriber::util::SubscriberInitExt as _;
-        // Logs to stderr (RUST_LOG, default info); mcp_policy's audit lines to stdout, as
-        // bare JSON lines (mcp_auth_ext_authz::audit).
-        let logs = tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .with_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-            )
-            .with_filter(tracing_subscriber::filter::filter_fn(
-                mcp_auth_ext_authz::audit::is_not_audit,
-            ));
+        // Logs to stderr (RUST_LOG, default info; LOG_FORMAT text or json); mcp_policy's
+        // audit lines to stdout, as bare JSON lines (mcp_auth_ext_authz::audit).
+        let log_format = std::env::var(LOG_FORMAT_ENV).ok();
+        let format = match LogFormat::from_value(log_format.as_deref()) {
+            Ok(format) => format,
+            Err(error) => return bad_config(&error),
+        };
+        let logs = mcp_auth_telemetry::logs::stderr_layer(format).with_filter(
+            tracing_subscriber::filter::filter_fn(mcp_auth_ext_authz::audit::is_not_audit),
+        );
         tracing_subscriber::registry()
             .with(logs)
             .with(mcp_auth_ext_authz::audit::layer(std::io::stdout))
@@ -56,7 +56,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args.config, config.ext_authz.listen)) {
+    let listen = (config.ext_authz.listen, config.ext_authz.metrics_listen);
+    match runtime.block_on(run(args.config, listen)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => match error.downcast_ref::<ServeError>() {
             Some(ServeError::Config(_) | ServeError::RedisUrl(_) | ServeError::HandoffKey(_)) => {
@@ -70,14 +71,23 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: PathBuf, listen: std::net::SocketAddr) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(listen)
+async fn run(
+    config: PathBuf,
+    (listen, metrics_listen): (SocketAddr, SocketAddr),
+) -> anyhow::Result<()> {
+    let grpc = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot bind ext_authz.listen {listen}"))?;
+    let metrics = tokio::net::TcpListener::bind(metrics_listen)
+        .await
+        .with_context(|| format!("cannot bind ext_authz.metrics_listen {metrics_listen}"))?;
     serve(
         config,
         Arc::new(ProcessEnv),
-        listener,
+        Listeners {
+            grpc,
+            metrics: Some(metrics),
+        },
         mcp_auth_gateway::shutdown::shutdown_signal(),
     )
     .await?;

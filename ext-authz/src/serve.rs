@@ -41,7 +41,25 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Serves ext_authz on `listener` until `shutdown` completes.
+/// Where [`serve`] answers: gRPC, and optionally the Prometheus metrics (`GET /metrics`,
+/// plain HTTP; the binary binds `ext_authz.metrics_listen`).
+#[derive(Debug)]
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub metrics: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    /// gRPC only.
+    fn from(grpc: TcpListener) -> Self {
+        Self {
+            grpc,
+            metrics: None,
+        }
+    }
+}
+
+/// Serves ext_authz on `listeners` until `shutdown` completes.
 ///
 /// Loads the gateway config from `config_path` (with `env` overrides) and the hand-off
 /// secrets from `env` ([`HandoffKeys::from_env`]), and follows the config: on
@@ -49,15 +67,20 @@ pub enum ServeError {
 /// kept. Serves `envoy.service.auth.v3.Authorization`, `mcp_auth.v1.Decisions` (fast mode)
 /// and the standard gRPC health service,
 /// whose `""` and `envoy.service.auth.v3.Authorization` entries are `NOT_SERVING` until the
-/// state has been loaded from Redis (and again whenever Redis has been silent past
-/// `ext_authz.redis_grace`), `SERVING` otherwise. Redis being down at start is not an error:
-/// Checks answer `UNAVAILABLE` until it comes up.
+/// state has been loaded from Redis and again whenever Redis has been silent for
+/// [`crate::state::REDIS_LOST_AFTER`] (Checks are still answered from memory until
+/// `ext_authz.redis_grace`, then `UNAVAILABLE`), `SERVING` otherwise. Redis being down at
+/// start is not an error: Checks answer `UNAVAILABLE` until it comes up.
 pub async fn serve(
     config_path: PathBuf,
     env: Arc<dyn Env>,
-    listener: TcpListener,
+    listeners: impl Into<Listeners>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    let Listeners {
+        grpc: listener,
+        metrics,
+    } = listeners.into();
     let handoff_keys = Arc::new(HandoffKeys::from_env(|name| env.var(name))?);
     let source = ConfigSource::new(config_path, env);
     let loaded_from = tokio::fs::read(source.path()).await.ok();
@@ -72,11 +95,16 @@ pub async fn serve(
     let (reporter, health_service) = tonic_health::server::health_reporter();
     set_health(&reporter, ServingStatus::NotServing).await;
 
-    let _tasks = AbortOnDrop(vec![
+    let mut tasks = vec![
         tokio::spawn(store.run()),
         tokio::spawn(source.watch(shared.clone(), loaded_from)),
         tokio::spawn(track_health(shared.clone(), reporter)),
-    ]);
+    ];
+    if let Some(metrics) = metrics {
+        tracing::info!(address = ?metrics.local_addr().ok(), "metrics served");
+        tasks.push(tokio::spawn(serve_metrics(metrics, shared.clone())));
+    }
+    let _tasks = AbortOnDrop(tasks);
 
     // Dropped or signalled when the server stops: invalidation streams end first, so they
     // neither outlive it nor hold up its graceful shutdown.
@@ -107,19 +135,37 @@ pub async fn serve(
     Ok(())
 }
 
+/// `GET /metrics` on `listener`, until aborted.
+async fn serve_metrics(listener: TcpListener, shared: Arc<Shared>) {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        mcp_auth_telemetry::metrics::METRICS_PATH,
+        get(move || {
+            let shared = shared.clone();
+            async move {
+                let registry = shared.metrics.registry(&shared, Instant::now());
+                mcp_auth_telemetry::metrics::render(registry)
+            }
+        }),
+    );
+    if let Err(error) = axum::serve(listener, app).await {
+        tracing::error!(%error, "the metrics server stopped");
+    }
+}
+
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
     for service in ["", AUTHORIZATION_SERVICE] {
         reporter.set_service_status(service, status).await;
     }
 }
 
-/// Keeps the health service in line with [`Shared::is_available`].
+/// Keeps the health service in line with [`Shared::is_serving`].
 async fn track_health(shared: Arc<Shared>, reporter: HealthReporter) {
     let mut serving = false;
     let mut ticks = tokio::time::interval(HEALTH_INTERVAL);
     loop {
         ticks.tick().await;
-        let available = shared.is_available(Instant::now());
+        let available = shared.is_serving(Instant::now());
         if available != serving {
             serving = available;
             let status = if available {

@@ -13,6 +13,7 @@ use tonic::{Request, Response, Status};
 
 use crate::decision::{Decision, Verdict, decide};
 use crate::facts::{RequestFacts, reserved_header_names};
+use crate::metrics::Api;
 use crate::response::check_response;
 use crate::state::{Shared, Unavailable};
 
@@ -50,19 +51,26 @@ impl AuthorizationService {
         }
     }
 
-    /// Decides `check` now. Public so benchmarks and tests can call it without gRPC.
+    /// Decides `check` now, as Envoy's `Check` asks. Public so benchmarks and tests can call
+    /// it without gRPC.
     pub fn decide(&self, check: &CheckRequest) -> Result<(Decision, CheckResponse), CheckError> {
-        self.decide_phase(check, false)
+        self.decide_as(Api::Check, check, false)
     }
 
-    /// [`AuthorizationService::decide`]; `body_follows`: fast mode's header-phase decision
-    /// of a POST, whose body is decided by a second call.
-    pub fn decide_phase(
+    /// [`AuthorizationService::decide`] through `api`, counted in its metrics;
+    /// `body_follows`: fast mode's header-phase decision of a POST, whose body is decided
+    /// by a second call.
+    pub fn decide_as(
         &self,
+        api: Api,
         check: &CheckRequest,
         body_follows: bool,
     ) -> Result<(Decision, CheckResponse), CheckError> {
-        let view = self.shared.view(Instant::now())?;
+        let started = Instant::now();
+        let metrics = &self.shared.metrics;
+        let view = self.shared.view(started).inspect_err(|unavailable| {
+            metrics.decided(api, "", Err(*unavailable), started);
+        })?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_err(|_| CheckError::Clock)?
@@ -81,6 +89,8 @@ impl AuthorizationService {
             &view.settings.identity_headers,
             &reserved_header_names(check, &view.settings.stripped_headers),
         );
+        let service = facts.as_ref().map_or("", |f| &*f.service);
+        metrics.decided(api, service, Ok(&decision.verdict), started);
         Ok((decision, response))
     }
 }

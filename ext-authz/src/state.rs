@@ -13,6 +13,7 @@ use arc_swap::{ArcSwap, ArcSwapOption};
 use mcp_auth_proto::store::{RevocationEvent, RevocationTarget, UserRecord};
 use tokio::sync::broadcast;
 
+use crate::metrics::Metrics;
 use crate::settings::Settings;
 
 /// What a revocation record covers.
@@ -170,7 +171,13 @@ pub struct Shared {
     epoch: Instant,
     /// Milliseconds after `epoch` at which Redis last answered, plus one; 0 = never.
     last_contact: AtomicU64,
+    /// This process' metrics.
+    pub metrics: Metrics,
 }
+
+/// Redis silent for longer than this (three missed pings) counts as lost: the decisions
+/// then come from memory, and the health service says so.
+pub const REDIS_LOST_AFTER: Duration = Duration::from_secs(3);
 
 impl Shared {
     /// New state with no store snapshot: every Check is [`Unavailable::NotLoaded`] until the
@@ -182,6 +189,7 @@ impl Shared {
             store: ArcSwapOption::empty(),
             epoch: Instant::now(),
             last_contact: AtomicU64::new(0),
+            metrics: Metrics::new(),
         }
     }
 
@@ -219,9 +227,20 @@ impl Shared {
         Ok(View { settings, store })
     }
 
-    /// True when a Check at `now` would be answered (the health service's view).
+    /// True when a Check at `now` would be answered.
     pub fn is_available(&self, now: Instant) -> bool {
         self.view(now).is_ok()
+    }
+
+    /// True when Redis answered within [`REDIS_LOST_AFTER`] of `now`.
+    pub fn redis_answers(&self, now: Instant) -> bool {
+        self.silence(now).is_some_and(|s| s <= REDIS_LOST_AFTER)
+    }
+
+    /// The health service's view: answering, and from a state Redis keeps current (not
+    /// from memory past a Redis loss, which is still answered until the grace time ends).
+    pub fn is_serving(&self, now: Instant) -> bool {
+        self.is_available(now) && self.redis_answers(now)
     }
 
     /// Records that Redis answered at `at`.
@@ -232,7 +251,7 @@ impl Shared {
     }
 
     /// How long Redis has been silent at `now`; `None` if it never answered.
-    fn silence(&self, now: Instant) -> Option<Duration> {
+    pub fn silence(&self, now: Instant) -> Option<Duration> {
         match self.last_contact.load(Ordering::Relaxed) {
             0 => None,
             ms => {

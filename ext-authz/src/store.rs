@@ -162,6 +162,7 @@ impl Store {
         );
         self.shared.install(snapshot);
         self.shared.mark_contact(Instant::now());
+        self.shared.metrics.resynced();
         Ok(())
     }
 
@@ -170,6 +171,7 @@ impl Store {
             Ok(record) => {
                 tracing::debug!(subject = %record.subject, "user record received");
                 self.shared.apply_user(record);
+                self.shared.metrics.event("user", None);
             }
             Err(error) => tracing::warn!(%error, "ignoring malformed user event"),
         }
@@ -185,11 +187,20 @@ impl Store {
                     "revocation received"
                 );
                 self.shared.apply(&event);
+                let lag = unix_now_secs_f64() - event.revoked_at as f64;
+                self.shared.metrics.event("revocation", Some(lag.max(0.0)));
             }
             // A bad event must not stop the others; the next resync reads the key anyway.
             Err(error) => tracing::warn!(%error, "ignoring malformed revocation event"),
         }
     }
+}
+
+/// Now in (fractional) seconds since the Unix epoch: revocation events carry whole seconds.
+fn unix_now_secs_f64() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// Reads every revocation and user record under `keys` into a snapshot, dropping

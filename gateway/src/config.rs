@@ -214,6 +214,10 @@ pub struct ExtAuthzConfig {
     /// How Envoy reaches it; default `http://<listen>`.
     #[serde(default)]
     pub url: Option<Url>,
+    /// Where ext_authz serves its Prometheus metrics (`GET /metrics`, plain HTTP). Default
+    /// `127.0.0.1:9192`: only the host itself scrapes unless this says otherwise.
+    #[serde(default = "default_ext_authz_metrics_listen")]
+    pub metrics_listen: SocketAddr,
     /// Envoy's deadline for one Check.
     #[serde(default = "default_ext_authz_timeout", with = "humantime_serde")]
     pub timeout: Duration,
@@ -471,6 +475,7 @@ impl Default for ExtAuthzConfig {
     fn default() -> Self {
         Self {
             listen: default_ext_authz_listen(),
+            metrics_listen: default_ext_authz_metrics_listen(),
             url: None,
             timeout: default_ext_authz_timeout(),
             redis_grace: default_redis_grace(),
@@ -557,6 +562,10 @@ fn default_ext_authz_listen() -> SocketAddr {
 fn default_ext_authz_timeout() -> Duration {
     Duration::from_millis(250)
 }
+fn default_ext_authz_metrics_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9192))
+}
+
 fn default_redis_grace() -> Duration {
     Duration::from_secs(30)
 }

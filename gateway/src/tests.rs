@@ -119,6 +119,7 @@ fn bad_values_name_their_field() {
         (format!("{MINIMAL}authserver: {{ url: \"http://10.0.0.5:8081\" }}\n"), "authserver.url"),
         (format!("{MINIMAL}ext_authz: {{ url: \"http://ext-authz:9191\" }}\n"), "ext_authz.url"),
         (format!("{MINIMAL}listener: {{ max_connections: 0 }}\n"), "listener.max_connections"),
+        (format!("{MINIMAL}ext_authz: {{ listen: \"127.0.0.1:9191\", metrics_listen: \"127.0.0.1:9191\" }}\n"), "ext_authz.metrics_listen"),
         (format!("{MINIMAL}listener: {{ max_heap_bytes: 1000 }}\n"), "listener.max_heap_bytes"),
         (format!("{MINIMAL}authserver: {{ trusted_proxies: [\"10.0.0.0/33\"] }}\n"), "authserver.trusted_proxies"),
         (format!("{MINIMAL}redis: {{ url: \"http://x\" }}\n"), "redis.url"),

@@ -57,6 +57,13 @@ pub(crate) fn validate(mut config: GatewayConfig) -> Result<GatewayConfig, Confi
     )?;
     validate_listener(&config)?;
     validate_listener_tls(&config)?;
+    let ext_authz = &config.ext_authz;
+    if ext_authz.metrics_listen == ext_authz.listen && ext_authz.listen.port() != 0 {
+        return Err(invalid(
+            "ext_authz.metrics_listen",
+            "must differ from ext_authz.listen: metrics are plain HTTP on their own port",
+        ));
+    }
     validate_durations(&config)?;
     validate_access("access", &config.access)?;
     validate_oidc_providers(&config.authserver.oidc_providers)?;

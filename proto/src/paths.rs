@@ -18,8 +18,12 @@ pub const REVOKE: &str = "/revoke";
 pub const INTROSPECT: &str = "/introspect";
 /// The consent page and the login pages (GitHub callback, dev login) live under this prefix.
 pub const LOGIN_PREFIX: &str = "/login";
-/// Liveness/readiness of the authserver. Not routed through Envoy.
+/// Liveness of the authserver. Not routed through Envoy.
 pub const HEALTH: &str = "/healthz";
+/// Readiness of the authserver: Redis answers (not routed through Envoy).
+pub const READY: &str = "/readyz";
+/// The authserver's Prometheus metrics (not routed through Envoy).
+pub const METRICS: &str = "/metrics";
 
 /// Largest request body any authserver endpoint reads (registration metadata is the
 /// biggest). Envoy refuses a larger body on the authserver's routes itself, with 413, so an

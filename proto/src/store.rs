@@ -51,17 +51,47 @@ impl KeySpace {
     pub fn user(&self, subject: &str) -> String {
         format!("{}user:{subject}", self.prefix)
     }
-    /// Pattern matching every user record (for `SCAN`).
+    /// Pattern matching every user record (for `SCAN`). The prefix is not escaped: ext_authz
+    /// escapes it where it scans; the patterns below (built with [`match_prefix`]) are escaped.
     pub fn user_pattern(&self) -> String {
         format!("{}user:*", self.prefix)
+    }
+    /// Pattern matching every registered client (for `SCAN`).
+    pub fn client_pattern(&self) -> String {
+        match_prefix(&self.client(""))
+    }
+    /// Pattern matching every grant (for `SCAN`).
+    pub fn grant_pattern(&self) -> String {
+        match_prefix(&self.grant(""))
+    }
+    /// Pattern matching every refresh token record (for `SCAN`).
+    pub fn refresh_token_pattern(&self) -> String {
+        match_prefix(&self.refresh_token(""))
+    }
+    /// Pattern matching every remembered consent (for `SCAN`).
+    pub fn consent_pattern(&self) -> String {
+        match_prefix(&self.consent_namespace())
+    }
+    /// Pattern matching the remembered consents of one user, for every client (for `SCAN`).
+    pub fn consent_pattern_of(&self, subject: &str) -> String {
+        match_prefix(&self.consent(subject, ""))
+    }
+    /// What every consent key starts with (`<prefix>consent:`).
+    pub fn consent_namespace(&self) -> String {
+        format!("{}consent:", self.prefix)
     }
     /// A revocation ([`RevocationEvent`] JSON, TTL until nothing it covers can still be valid).
     pub fn revocation(&self, target: &RevocationTarget) -> String {
         format!("{}revoked:{}:{}", self.prefix, target.kind(), target.id())
     }
-    /// Pattern matching every revocation (for `SCAN` at resync).
+    /// Pattern matching every revocation (for `SCAN` at resync). The prefix is not escaped
+    /// (see [`KeySpace::user_pattern`]).
     pub fn revocation_pattern(&self) -> String {
         format!("{}revoked:*", self.prefix)
+    }
+    /// What every revocation key starts with (`<prefix>revoked:`).
+    pub fn revocation_namespace(&self) -> String {
+        format!("{}revoked:", self.prefix)
     }
     /// A rate-limit cell: the GCRA theoretical arrival time of one client address in one
     /// bucket (milliseconds, TTL = how far ahead it is), shared by every authserver replica.
@@ -77,6 +107,32 @@ impl KeySpace {
     pub fn revocation_channel(&self) -> String {
         format!("{}events:revocations", self.prefix)
     }
+
+    /// A key relative to the prefix (`client:abc` for `<prefix>client:abc`), `None` for a key
+    /// of another deployment. Backups store keys this way, so they restore under any prefix.
+    pub fn relative<'k>(&self, key: &'k str) -> Option<&'k str> {
+        key.strip_prefix(&self.prefix)
+    }
+
+    /// The key of a relative key (the inverse of [`KeySpace::relative`]).
+    pub fn absolute(&self, relative: &str) -> String {
+        format!("{}{relative}", self.prefix)
+    }
+}
+
+/// A `SCAN MATCH` pattern for every key that starts with `literal` (a key built by
+/// [`KeySpace`] with an empty id, `keys.user("")`): the prefix and ids are literal text, so
+/// glob characters in them are escaped (under a prefix `a*:` it matches that prefix only).
+pub fn match_prefix(literal: &str) -> String {
+    let mut pattern = String::with_capacity(literal.len() + 1);
+    for c in literal.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('*');
+    pattern
 }
 
 /// What is revoked.
@@ -181,6 +237,35 @@ mod tests {
             KeySpace::new("p:").revocation(&event.target),
             "p:revoked:grant:g1"
         );
+    }
+
+    #[test]
+    fn patterns_match_one_kind_under_a_literal_prefix() {
+        let keys = KeySpace::new("mcp-auth:");
+        assert_eq!(keys.client_pattern(), "mcp-auth:client:*");
+        assert_eq!(keys.grant_pattern(), "mcp-auth:grant:*");
+        assert_eq!(keys.refresh_token_pattern(), "mcp-auth:refresh:*");
+        assert_eq!(keys.consent_pattern(), "mcp-auth:consent:*");
+        assert_eq!(keys.consent_pattern_of("42"), "mcp-auth:consent:42:*");
+        assert_eq!(match_prefix(&keys.user("")), "mcp-auth:user:*");
+        assert_eq!(
+            match_prefix(&keys.revocation_namespace()),
+            "mcp-auth:revoked:*"
+        );
+        let odd = KeySpace::new("a*[b]?\\:");
+        assert_eq!(odd.client_pattern(), r"a\*\[b\]\?\\:client:*");
+        assert_eq!(odd.consent_pattern_of("x*"), r"a\*\[b\]\?\\:consent:x\*:*");
+    }
+
+    #[test]
+    fn relative_keys_move_between_prefixes() {
+        let from = KeySpace::new("old:");
+        let to = KeySpace::new("new:");
+        let key = from.grant("g1");
+        let relative = from.relative(&key).unwrap();
+        assert_eq!(relative, "grant:g1");
+        assert_eq!(to.absolute(relative), "new:grant:g1");
+        assert_eq!(to.relative(&key), None);
     }
 
     #[test]

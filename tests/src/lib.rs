@@ -17,6 +17,7 @@ pub mod istio_sidecar;
 pub mod log_capture;
 pub mod mcp_client;
 pub mod mcp_server;
+pub mod metrics;
 pub mod oauth;
 pub mod oidc_provider;
 pub mod poll;

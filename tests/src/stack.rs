@@ -109,12 +109,12 @@ fn more_entries(entries: &str) -> String {
 fn spawn_ext_authz(
     config_path: &std::path::Path,
     env: &Arc<dyn Env>,
-    listener: tokio::net::TcpListener,
+    listeners: mcp_auth_ext_authz::Listeners,
 ) -> JoinHandle<()> {
     let (path, env) = (config_path.to_owned(), Arc::clone(env));
     tokio::spawn(async move {
         if let Err(err) =
-            mcp_auth_ext_authz::serve(path, env, listener, std::future::pending()).await
+            mcp_auth_ext_authz::serve(path, env, listeners, std::future::pending()).await
         {
             eprintln!("ext-authz stopped: {err}");
         }
@@ -128,6 +128,8 @@ pub struct Stack {
     pub config_path: PathBuf,
     pub authserver: SocketAddr,
     pub ext_authz: SocketAddr,
+    /// Where ext_authz serves its metrics (`GET /metrics`).
+    pub ext_authz_metrics: SocketAddr,
     pub upstream: McpServer,
     /// The `echo` service's upstream, when [`StackOptions::header_echo`] asked for it.
     pub echo: Option<HeaderEcho>,
@@ -182,6 +184,8 @@ impl Stack {
         let ext_authz_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let authserver = authserver_listener.local_addr()?;
         let ext_authz = ext_authz_listener.local_addr()?;
+        let ext_authz_metrics_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let ext_authz_metrics = ext_authz_metrics_listener.local_addr()?;
 
         let certificates = if options.tls {
             Some(TestCertificates::write(&dir.path().join("tls"))?)
@@ -202,7 +206,7 @@ listener: {{ address: "127.0.0.1:{port}"{listener_config}{listener_tls} }}
 admin: {{ address: "127.0.0.1:0" }}
 redis: {{ url: "{redis}", key_prefix: "e2e:" }}
 authserver: {{ listen: "{authserver}", keys_dir: "{keys}"{authserver_config} }}
-ext_authz: {{ listen: "{ext_authz}"{ext_authz_mode} }}
+ext_authz: {{ listen: "{ext_authz}", metrics_listen: "{ext_authz_metrics}"{ext_authz_mode} }}
 access: {{ users: ["*"] }}
 {extra_config}
 services:
@@ -243,7 +247,14 @@ services:
         } else {
             Some(spawn_authserver(&config, &env, authserver_listener).await?)
         };
-        let ext_authz_task = spawn_ext_authz(&config_path, &env, ext_authz_listener);
+        let ext_authz_task = spawn_ext_authz(
+            &config_path,
+            &env,
+            mcp_auth_ext_authz::Listeners {
+                grpc: ext_authz_listener,
+                metrics: Some(ext_authz_metrics_listener),
+            },
+        );
 
         config.check_listener_files()?;
         let tls_sds_path = dir.path().join(TLS_SDS_FILE);
@@ -282,6 +293,7 @@ services:
             config_path,
             authserver,
             ext_authz,
+            ext_authz_metrics,
             upstream,
             echo,
             redis,
@@ -345,8 +357,11 @@ services:
     /// Starts ext_authz again on its address, after [`Stack::stop_ext_authz`].
     pub async fn restart_ext_authz(&mut self) -> Result<()> {
         self.ext_authz_task.abort();
-        let listener = tokio::net::TcpListener::bind(self.ext_authz).await?;
-        self.ext_authz_task = spawn_ext_authz(&self.config_path, &self.env, listener);
+        let listeners = mcp_auth_ext_authz::Listeners {
+            grpc: tokio::net::TcpListener::bind(self.ext_authz).await?,
+            metrics: Some(tokio::net::TcpListener::bind(self.ext_authz_metrics).await?),
+        };
+        self.ext_authz_task = spawn_ext_authz(&self.config_path, &self.env, listeners);
         Ok(())
     }
 

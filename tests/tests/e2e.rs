@@ -20,3 +20,6 @@ mod policy;
 
 #[path = "e2e/tls.rs"]
 mod tls;
+
+#[path = "e2e/operations.rs"]
+mod operations;

@@ -6,6 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mcp_auth_proto::store::UserRecord;
 
+use crate::metrics::LoginOutcome;
 use crate::oauth::access;
 use crate::oauth::authorize::ClientReply;
 use crate::pages::PageError;
@@ -104,7 +105,16 @@ pub async fn complete(
         let ttl = (settings.refresh_token_ttl + settings.access_token_ttl).as_secs();
         state.store.put_user(&user, ttl).await?;
     }
-    if let Err(list) = access::check(&settings.global_access, service.access.as_ref(), &user) {
+    let checked = access::check(&settings.global_access, service.access.as_ref(), &user);
+    if fresh_login {
+        let provider = pending.provider.as_deref().unwrap_or("unknown");
+        let outcome = match checked {
+            Ok(()) => LoginOutcome::Admitted,
+            Err(_) => LoginOutcome::NotAllowed,
+        };
+        state.metrics.login(provider, outcome);
+    }
+    if let Err(list) = checked {
         tracing::info!(
             login = %user.login,
             subject = %user.subject,

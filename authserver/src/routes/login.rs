@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::idp::IdpError;
 use crate::idp::dev::{DEV_LOGIN_PATH, dev_user, is_valid_login};
+use crate::metrics::LoginOutcome;
 use crate::pages::{PageError, render_page};
 use crate::routes::flow::{self, check_origin, client_error};
 use crate::secret::digest;
@@ -114,7 +115,10 @@ async fn handle_callback(
         .filter(|idp| (idp.id() == "github") == (route == Callback::GitHub))
         .cloned()
         .ok_or_else(expired)?;
+    let provider = idp.id().to_owned();
+    let failed = |outcome| state.metrics.login(&provider, outcome);
     if let Some(error) = params.error {
+        failed(LoginOutcome::ProviderRefused);
         tracing::info!(%error, client_id = %pending.client_id, "the identity provider refused the sign-in");
         return Ok(client_error(
             state,
@@ -124,6 +128,7 @@ async fn handle_callback(
         ));
     }
     let (Some(code), Some(verifier)) = (params.code, pending.upstream_verifier.as_deref()) else {
+        failed(LoginOutcome::Incomplete);
         return Ok(client_error(
             state,
             &reply,
@@ -137,6 +142,7 @@ async fn handle_callback(
     {
         Ok(user) => user,
         Err(error @ IdpError::Exchange(_)) => {
+            failed(LoginOutcome::ExchangeFailed);
             tracing::warn!(%error, client_id = %pending.client_id, "sign-in failed");
             return Ok(client_error(
                 state,
@@ -146,6 +152,7 @@ async fn handle_callback(
             ));
         }
         Err(error) => {
+            failed(LoginOutcome::ProviderUnreachable);
             tracing::error!(%error, client_id = %pending.client_id, "sign-in failed");
             return Ok(client_error(
                 state,

@@ -83,6 +83,7 @@ pub async fn register(
         secret.map(|s| s.expose().to_owned()),
         Some(registration_token.expose().to_owned()),
     );
+    state.metrics.registration("register");
     Ok(no_store(StatusCode::CREATED, info))
 }
 
@@ -169,6 +170,7 @@ pub async fn update(
     record.metadata = metadata;
     state.store.put_client(&record, state.now()).await?;
     tracing::info!(%client_id, "client registration updated");
+    state.metrics.registration("update");
     let info = record.information(
         registration_client_uri(&state, &client_id),
         new_secret,
@@ -186,13 +188,13 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     authorize_management(&state, &client_id, &headers).await?;
     state.store.delete_client(&client_id).await?;
-    crate::revocation::revoke(
-        &state.store,
-        &state.settings,
-        state.now(),
+    crate::revocation::revoke_now(
+        &state,
         RevocationTarget::Client(client_id.clone()),
+        crate::metrics::RevocationReason::ClientDeleted,
     )
     .await?;
+    state.metrics.registration("delete");
     tracing::info!(%client_id, "client deleted");
     Ok(StatusCode::NO_CONTENT)
 }

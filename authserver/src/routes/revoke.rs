@@ -8,6 +8,7 @@ use mcp_auth_proto::claims::AccessTokenClaims;
 use mcp_auth_proto::store::RevocationTarget;
 
 use crate::error::ApiError;
+use crate::metrics::RevocationReason;
 use crate::revocation;
 use crate::routes::client_auth::TokenRequest;
 use crate::routes::extract::OAuthForm;
@@ -35,7 +36,7 @@ pub async fn revoke(
                 ));
             }
             if claims.exp > now {
-                revocation::revoke_token(
+                let event = revocation::revoke_token(
                     &state.store,
                     &state.settings,
                     now,
@@ -43,6 +44,9 @@ pub async fn revoke(
                     claims.exp,
                 )
                 .await?;
+                state
+                    .metrics
+                    .revoked(&event.target, RevocationReason::RevokeEndpoint);
             }
         }
     } else {
@@ -54,11 +58,10 @@ pub async fn revoke(
                 ));
             }
             state.store.delete_refresh_token(&token_digest).await?;
-            revocation::revoke(
-                &state.store,
-                &state.settings,
-                now,
+            revocation::revoke_now(
+                &state,
                 RevocationTarget::Grant(record.grant_id),
+                RevocationReason::RevokeEndpoint,
             )
             .await?;
         }

@@ -9,6 +9,7 @@ use mcp_auth_proto::store::RevocationTarget;
 use serde::Deserialize;
 
 use crate::error::ApiError;
+use crate::metrics::RevocationReason;
 use crate::oauth::client::Client;
 use crate::oauth::pkce::CodeVerifier;
 use crate::oauth::scope::narrow;
@@ -60,6 +61,7 @@ pub async fn token(
         "authorization_code" => authorization_code(&state, &client, form).await?,
         _ => refresh_token(&state, &client, form).await?,
     };
+    state.metrics.token_issued(&grant_type);
     let mut response = Json(body).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -91,11 +93,10 @@ async fn authorization_code(
         CodeOutcome::Replayed { grant_id } => {
             // OAuth 2.1 §4.1.3: a second use may be an attacker's; revoke what the first issued.
             tracing::warn!(client_id = %client.client_id, %grant_id, "authorization code replayed; revoking its grant");
-            revocation::revoke(
-                &state.store,
-                &state.settings,
-                state.now(),
+            revocation::revoke_now(
+                state,
                 RevocationTarget::Grant(grant_id),
+                RevocationReason::CodeReplay,
             )
             .await?;
             return Err(ApiError::invalid_grant(
@@ -262,11 +263,10 @@ async fn refresh_token(
         }
         RefreshOutcome::Reused(record) => {
             tracing::warn!(client_id = %client.client_id, grant_id = %record.grant_id, "refresh token reused; revoking its grant");
-            revocation::revoke(
-                &state.store,
-                &state.settings,
-                state.now(),
+            revocation::revoke_now(
+                state,
                 RevocationTarget::Grant(record.grant_id),
+                RevocationReason::RefreshReuse,
             )
             .await?;
             return Err(invalid());

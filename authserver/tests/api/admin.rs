@@ -205,3 +205,96 @@ fn the_binary_rotates_keys_and_stops_on_sigterm() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+#[tokio::test]
+async fn the_binary_lists_backs_up_purges_and_restores() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let server = TestServer::start().await;
+    let (client_id, tokens) = server.tokens().await;
+    let (_, claims) = decode_jwt(tokens["access_token"].as_str().unwrap());
+    let grant_id = claims["grant_id"].as_str().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &path,
+        config_yaml(&server.redis.url(), &server.keys_dir, ""),
+    )
+    .unwrap();
+    let admin = |args: &[&str]| {
+        let out = binary()
+            .arg("--config")
+            .arg(&path)
+            .arg("admin")
+            .args(args)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), stdout, stderr)
+    };
+
+    let (ok, stdout, stderr) = admin(&["clients", "list", "--json"]);
+    assert!(ok, "{stderr}");
+    let clients: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(clients.as_array().unwrap().len(), 1, "{stdout}");
+    assert_eq!(clients[0]["client_id"], client_id.as_str());
+    assert!(clients[0]["registration_token_digest"].is_string());
+
+    let (ok, stdout, stderr) = admin(&["clients", "show", &client_id]);
+    assert!(ok, "{stderr}");
+    let digest = clients[0]["registration_token_digest"].as_str().unwrap();
+    assert!(
+        stdout.contains(&client_id) && !stdout.contains(digest),
+        "{stdout}"
+    );
+
+    let (ok, stdout, stderr) = admin(&["grants", "list", "--user", "dev-alice"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.starts_with("GRANT_ID") && stdout.contains(&grant_id),
+        "{stdout}"
+    );
+
+    let (ok, stdout, stderr) = admin(&["users", "show", "dev-alice", "--json"]);
+    assert!(ok, "{stderr}");
+    let user: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(user["user"]["login"], "alice");
+    assert_eq!(user["grants"][0]["grant_id"], grant_id.as_str());
+
+    let backup = dir.path().join("state.jsonl");
+    let (ok, stdout, stderr) = admin(&["backup", "--out", backup.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.starts_with("backed up"), "{stdout}");
+    let mode = std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    let (ok, stdout, stderr) = admin(&["purge", "--dry-run"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("would delete: clients 0, grants 0"),
+        "{stdout}"
+    );
+
+    let (ok, stdout, stderr) = admin(&["restore", "--from", backup.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("UNCHANGED") && stdout.contains("grants"),
+        "{stdout}"
+    );
+    // The live refresh token still works after all that.
+    let refreshed = server
+        .refresh(&client_id, tokens["refresh_token"].as_str().unwrap(), &[])
+        .await;
+    assert_eq!(refreshed.status, StatusCode::OK, "{}", refreshed.text());
+
+    let text = std::fs::read_to_string(&backup).unwrap();
+    let future = dir.path().join("future.jsonl");
+    std::fs::write(&future, text.replacen("\"version\":1", "\"version\":9", 1)).unwrap();
+    let (ok, _, stderr) = admin(&["restore", "--from", future.to_str().unwrap()]);
+    assert!(!ok);
+    assert!(stderr.contains("version 9 is not supported"), "{stderr}");
+
+    let (ok, _, stderr) = admin(&["grants", "show", "no-such-grant"]);
+    assert!(!ok);
+    assert!(stderr.contains("no grant \"no-such-grant\""), "{stderr}");
+}

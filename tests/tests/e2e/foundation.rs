@@ -149,7 +149,15 @@ async fn every_component_reports_healthy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paths_that_are_neither_mcp_nor_oauth_are_not_found() {
     let stack = Stack::start().await.unwrap();
-    for path in ["/", "/admin", "/healthz", "/everything", "/everything/mcpx"] {
+    for path in [
+        "/",
+        "/admin",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/everything",
+        "/everything/mcpx",
+    ] {
         let response = reqwest::get(stack.url(path)).await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
     }
