@@ -6,6 +6,7 @@ mod envoy_config;
 mod images;
 mod manifests;
 mod process;
+mod status;
 mod supervise;
 mod tools;
 mod up;
@@ -74,6 +75,12 @@ enum Task {
         config: PathBuf,
         #[arg(long)]
         release: bool,
+    },
+    /// Every component of the stack `up` runs (or of CONFIG) in one table: Redis, the
+    /// authserver, ext_authz, Envoy and each MCP server; non-zero exit if one is down.
+    Status {
+        #[arg(long, default_value = ".data/gateway.yaml")]
+        config: PathBuf,
     },
     /// Every check: fmt, clippy (host and wasm), wasm build, Envoy validation, unit and end-to-end tests.
     Test,
@@ -172,6 +179,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Task::Up { config, release } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(up::up(&tools, &up::UpOptions { config, release }))
+        }
+        Task::Status { config } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(status::status(&tools.root.join(config)))
         }
         Task::Test => check::test(&tools),
         Task::Bench { quick, only } => bench::bench(&tools, &bench::BenchOptions { quick, only }),

@@ -65,7 +65,8 @@ use mcp_auth_gateway::GatewayConfig;
 use mcp_auth_proto::store::match_prefix;
 use serde::Serialize;
 
-use self::format::{FORMAT, Header, Record, RecordKind, StoredValue, VERSION};
+pub use self::format::RecordKind;
+use self::format::{FORMAT, Header, Record, StoredValue, VERSION};
 use super::{AdminError, now_ms, store_for};
 use crate::store::inventory::SCAN_COUNT;
 use crate::store::{Store, StoreError};

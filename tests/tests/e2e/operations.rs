@@ -144,6 +144,31 @@ async fn both_metrics_endpoints_count_an_oauth_flow_and_its_mcp_calls() {
     );
     let lag = value(&ext_authz, "mcp_auth_event_lag_seconds", &[]);
     assert!((0.0..2.0).contains(&lag), "event lag {lag}");
+
+    // Every metric the shipped Grafana dashboard plots exists (the filter's are Envoy stats).
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/grafana/mcp-mesh-auth.json"
+    ))
+    .unwrap();
+    let scraped = format!("{authserver}{ext_authz}");
+    let mut plotted = 0;
+    for (at, _) in dashboard.match_indices("mcp_auth_") {
+        let name: String = dashboard[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if name.starts_with("mcp_auth_filter_") {
+            continue;
+        }
+        let family = name.trim_end_matches("_bucket").trim_end_matches("_total");
+        assert!(
+            scraped.contains(&format!("# TYPE {family} ")),
+            "the dashboard plots {name}, which no /metrics has"
+        );
+        plotted += 1;
+    }
+    assert!(plotted >= 10, "{plotted}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,4 +284,69 @@ async fn readiness_and_health_follow_redis_while_calls_are_answered_from_memory(
     )
     .await
     .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_restored_into_a_flushed_redis_keeps_a_signed_in_client_working() {
+    use mcp_auth_authserver::admin;
+    use mcp_auth_authserver::admin::backup::RecordKind;
+
+    let (stack, _github) =
+        Stack::start_with_github(FakeUser::new(583231, "octocat"), StackOptions::default())
+            .await
+            .unwrap();
+    let (discovered, client_id, tokens) = signed_in(&stack).await;
+    assert_eq!(
+        mcp_status(&stack, tokens["access_token"].as_str().unwrap()).await,
+        StatusCode::OK
+    );
+    let clients = admin::listing::list_clients(&stack.config).await.unwrap();
+    assert!(
+        clients.iter().any(|c| c.record.client_id == client_id),
+        "{clients:?}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("backup.jsonl");
+    let backup = admin::backup::backup(&stack.config, &file).await.unwrap();
+    assert_eq!(backup.counts.get(&RecordKind::Client), Some(&1));
+    assert_eq!(backup.counts.get(&RecordKind::RefreshToken), Some(&1));
+
+    let mut redis = stack.redis.conn().await;
+    redis::cmd("FLUSHALL")
+        .query_async::<()>(&mut redis)
+        .await
+        .unwrap();
+    let refresh = |refresh_token: String| {
+        let (discovered, client_id) = (&discovered, &client_id);
+        async move {
+            token(
+                discovered,
+                &[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", &refresh_token),
+                    ("client_id", client_id),
+                ],
+            )
+            .await
+        }
+    };
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
+    // Flushed: the client is unknown.
+    let (status, lost) = refresh(refresh_token.clone()).await;
+    assert_ne!(status, StatusCode::OK, "{lost}");
+
+    let report = admin::restore::restore(&stack.config, &file).await.unwrap();
+    assert_eq!(report.of(RecordKind::Client).restored, 1);
+    assert_eq!(report.of(RecordKind::RefreshToken).restored, 1);
+    let again = admin::restore::restore(&stack.config, &file).await.unwrap();
+    assert_eq!(again.of(RecordKind::Client).restored, 0);
+    assert_eq!(again.of(RecordKind::Client).unchanged, 1);
+
+    let (status, refreshed) = refresh(refresh_token).await;
+    assert_eq!(status, StatusCode::OK, "{refreshed}");
+    let access = refreshed["access_token"].as_str().unwrap();
+    assert_eq!(mcp_status(&stack, access).await, StatusCode::OK);
+    let clients = admin::listing::list_clients(&stack.config).await.unwrap();
+    assert!(clients.iter().any(|c| c.record.client_id == client_id));
 }
