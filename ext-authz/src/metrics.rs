@@ -19,7 +19,6 @@
 //! `not_allowed_service`; `policy_denied`, `insufficient_scope`, `bad_request`;
 //! `not_loaded`, `redis_lost`.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Instant;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -82,8 +81,6 @@ pub struct Metrics {
     streams: Gauge,
     revocations: Gauge,
     users: Gauge,
-    /// Streams open now (kept here too: a gauge is only written at scrape).
-    open_streams: AtomicI64,
 }
 
 impl Default for Metrics {
@@ -176,7 +173,6 @@ impl Metrics {
             streams,
             revocations,
             users,
-            open_streams: AtomicI64::new(0),
         }
     }
 
@@ -220,8 +216,7 @@ impl Metrics {
 
     /// An invalidation stream opened (`+1`) or ended (`-1`).
     pub fn stream_changed(&self, delta: i64) {
-        let open = self.open_streams.fetch_add(delta, Ordering::Relaxed) + delta;
-        self.streams.set(open);
+        self.streams.inc_by(delta);
     }
 
     /// The registry, with the gauges of `shared`'s state brought up to `now`.

@@ -42,8 +42,12 @@ fn fresh_id() -> String {
 /// axum middleware (`middleware::from_fn`): the request span and the one event per request.
 pub async fn log_request(mut request: Request, next: Next) -> Response {
     let id = request_id(request.headers().get(REQUEST_ID_HEADER));
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        request.headers_mut().insert(REQUEST_ID_HEADER, value);
+    // `request_id` returns only visible ASCII: always a valid header value.
+    let header = HeaderValue::from_str(&id).ok();
+    if let Some(value) = &header {
+        request
+            .headers_mut()
+            .insert(REQUEST_ID_HEADER, value.clone());
     }
     let span = tracing::info_span!(
         "request",
@@ -61,7 +65,7 @@ pub async fn log_request(mut request: Request, next: Next) -> Response {
             "request"
         );
     });
-    if let Ok(value) = HeaderValue::from_str(&id) {
+    if let Some(value) = header {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
     response

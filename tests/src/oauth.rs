@@ -354,6 +354,23 @@ pub async fn exchange_at(
     .await
 }
 
+/// The refresh token grant (RFC 6749 §6) of a public client.
+pub async fn refresh(
+    discovered: &Discovered,
+    client_id: &str,
+    refresh_token: &str,
+) -> (StatusCode, Value) {
+    token(
+        discovered,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", client_id),
+        ],
+    )
+    .await
+}
+
 pub async fn mcp_status(stack: &Stack, access_token: &str) -> StatusCode {
     post_initialize(
         &reqwest::Client::new(),

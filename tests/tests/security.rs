@@ -1534,28 +1534,12 @@ async fn no_log_line_holds_a_secret(fast_mode: bool) {
     let forged = format!("{input}.{}", URL_SAFE_NO_PAD.encode([9u8; 64]));
     let response = mcp(&stack, Some(&format!("Bearer {forged}")), &[]).await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    let (status, second) = mcp_auth_e2e::oauth::token(
-        &discovered,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &refresh),
-            ("client_id", &client_id),
-        ],
-    )
-    .await;
+    let (status, second) = mcp_auth_e2e::oauth::refresh(&discovered, &client_id, &refresh).await;
     assert_eq!(status, StatusCode::OK, "{second}");
     let access2 = second["access_token"].as_str().unwrap().to_owned();
     let refresh2 = second["refresh_token"].as_str().unwrap().to_owned();
     // The old refresh token again: a replay, which revokes the grant (and is logged).
-    let (status, _) = mcp_auth_e2e::oauth::token(
-        &discovered,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &refresh),
-            ("client_id", &client_id),
-        ],
-    )
-    .await;
+    let (status, _) = mcp_auth_e2e::oauth::refresh(&discovered, &client_id, &refresh).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     mcp_auth_e2e::oauth::introspect(&discovered, &client_id, &access2).await;
     mcp_auth_e2e::oauth::revoke(&discovered, &client_id, &refresh2).await;

@@ -84,6 +84,26 @@ pub fn consent_record(now: u64) -> ConsentRecord {
     }
 }
 
+/// Rotates the refresh token stored under `old` (of [`CLIENT`]) to `new`, as `/token`
+/// does, and checks that it rotated.
+pub async fn rotate(store: &Store, old: &str, new: &str, now: u64) {
+    let rotation = crate::store::Rotation {
+        old_digest: old,
+        new_digest: new,
+        sealed_successor: "sealed-successor",
+        client_id: CLIENT,
+        ttl_secs: 30 * DAY,
+        user_ttl_secs: 31 * DAY,
+        now,
+        grace_secs: 10,
+    };
+    let outcome = store.rotate_refresh(&rotation).await.unwrap();
+    assert!(
+        matches!(outcome, crate::store::RefreshOutcome::Rotated(_)),
+        "{outcome:?}"
+    );
+}
+
 /// One live deployment: a client, a user, a grant with a refresh token (rotated once, so
 /// the first token is a rotated hash and the second an active one), a consent, a live
 /// revocation of another user; and a signing key in `keys_dir`.
@@ -111,18 +131,7 @@ pub async fn seed(store: &Store, keys_dir: &Path, now: u64) {
         )
         .await
         .unwrap();
-    let rotation = crate::store::Rotation {
-        old_digest: "refresh-first-digest",
-        new_digest: REFRESH,
-        sealed_successor: "sealed-successor",
-        client_id: CLIENT,
-        ttl_secs: 30 * DAY,
-        user_ttl_secs: 31 * DAY,
-        now,
-        grace_secs: 10,
-    };
-    let outcome = store.rotate_refresh(&rotation).await.unwrap();
-    assert!(matches!(outcome, crate::store::RefreshOutcome::Rotated(_)));
+    rotate(store, "refresh-first-digest", REFRESH, now).await;
     store
         .put_consent(SUBJECT, CLIENT, &consent_record(now), 30 * DAY)
         .await

@@ -52,15 +52,7 @@ async fn a_client_goes_from_discovery_to_mcp_calls_and_back_to_revocation() {
 
     // Refresh rotates; the new access token works.
     let refresh_1 = tokens["refresh_token"].as_str().unwrap().to_owned();
-    let (status, rotated) = token(
-        &discovered,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &refresh_1),
-            ("client_id", &client_id),
-        ],
-    )
-    .await;
+    let (status, rotated) = refresh(&discovered, &client_id, &refresh_1).await;
     assert_eq!(status, StatusCode::OK, "{rotated}");
     let access_2 = rotated["access_token"].as_str().unwrap().to_owned();
     let refresh_2 = rotated["refresh_token"].as_str().unwrap().to_owned();
@@ -97,26 +89,10 @@ async fn a_client_goes_from_discovery_to_mcp_calls_and_back_to_revocation() {
         true
     );
     // ...until the old one is replayed: reuse revokes the whole grant.
-    let (status, reuse) = token(
-        &discovered,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &refresh_1),
-            ("client_id", &client_id),
-        ],
-    )
-    .await;
+    let (status, reuse) = refresh(&discovered, &client_id, &refresh_1).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(reuse["error"], "invalid_grant");
-    let (_, after) = token(
-        &discovered,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &refresh_2),
-            ("client_id", &client_id),
-        ],
-    )
-    .await;
+    let (_, after) = refresh(&discovered, &client_id, &refresh_2).await;
     assert_eq!(after["error"], "invalid_grant");
     poll::until(
         "the grant's first token to be refused",

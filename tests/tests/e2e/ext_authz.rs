@@ -203,13 +203,10 @@ async fn identity_headers_and_revocation(fast_mode: bool) {
 
     // The grant lives on: a refreshed access token works, until ext_authz goes away. Then
     // Envoy's failure mode (failure_mode_allow: false) refuses, and nothing reaches upstream.
-    let (status, refreshed) = mcp_auth_e2e::oauth::token(
+    let (status, refreshed) = mcp_auth_e2e::oauth::refresh(
         &discovered,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-            ("client_id", &client_id),
-        ],
+        &client_id,
+        tokens["refresh_token"].as_str().unwrap(),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{refreshed}");

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use mcp_auth_e2e::fake_github::{FakeGitHub, FakeUser};
 use mcp_auth_e2e::oauth::{
-    INITIALIZE, VERIFIER, discover, exchange, mcp_status, params, register, sign_in,
-    sign_in_with_scope, token,
+    INITIALIZE, VERIFIER, discover, exchange, mcp_status, params, refresh, register, sign_in,
+    sign_in_with_scope,
 };
 use mcp_auth_e2e::poll;
 use mcp_auth_e2e::stack::{Stack, StackOptions, unix_now};
@@ -186,13 +186,10 @@ async fn a_key_rotation_keeps_old_tokens_valid_until_their_key_leaves_the_jwks()
     )
     .await
     .unwrap();
-    let (status, refreshed) = token(
+    let (status, refreshed) = refresh(
         &discovered,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", first["refresh_token"].as_str().unwrap()),
-            ("client_id", &client_id),
-        ],
+        &client_id,
+        first["refresh_token"].as_str().unwrap(),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{refreshed}");

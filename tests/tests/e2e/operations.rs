@@ -40,13 +40,10 @@ async fn both_metrics_endpoints_count_an_oauth_flow_and_its_mcp_calls() {
     let (discovered, client_id, tokens) = signed_in(&stack).await;
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(mcp_status(&stack, access).await, StatusCode::OK);
-    let (status, refreshed) = token(
+    let (status, refreshed) = refresh(
         &discovered,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
-            ("client_id", &client_id),
-        ],
+        &client_id,
+        tokens["refresh_token"].as_str().unwrap(),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{refreshed}");
@@ -317,23 +314,9 @@ async fn a_backup_restored_into_a_flushed_redis_keeps_a_signed_in_client_working
         .query_async::<()>(&mut redis)
         .await
         .unwrap();
-    let refresh = |refresh_token: String| {
-        let (discovered, client_id) = (&discovered, &client_id);
-        async move {
-            token(
-                discovered,
-                &[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", &refresh_token),
-                    ("client_id", client_id),
-                ],
-            )
-            .await
-        }
-    };
     let refresh_token = tokens["refresh_token"].as_str().unwrap().to_owned();
     // Flushed: the client is unknown.
-    let (status, lost) = refresh(refresh_token.clone()).await;
+    let (status, lost) = refresh(&discovered, &client_id, &refresh_token).await;
     assert_ne!(status, StatusCode::OK, "{lost}");
 
     let report = admin::restore::restore(&stack.config, &file).await.unwrap();
@@ -343,7 +326,7 @@ async fn a_backup_restored_into_a_flushed_redis_keeps_a_signed_in_client_working
     assert_eq!(again.of(RecordKind::Client).restored, 0);
     assert_eq!(again.of(RecordKind::Client).unchanged, 1);
 
-    let (status, refreshed) = refresh(refresh_token).await;
+    let (status, refreshed) = refresh(&discovered, &client_id, &refresh_token).await;
     assert_eq!(status, StatusCode::OK, "{refreshed}");
     let access = refreshed["access_token"].as_str().unwrap();
     assert_eq!(mcp_status(&stack, access).await, StatusCode::OK);

@@ -2,7 +2,6 @@ use redis::AsyncCommands as _;
 
 use super::*;
 use crate::admin::test_support::*;
-use crate::store::{RefreshOutcome, Rotation};
 
 const HOUR: Duration = Duration::from_secs(3600);
 
@@ -157,18 +156,7 @@ async fn purge_removes_dead_state_and_keeps_live_state() {
     }
 
     // The live refresh token still works, and nothing is left to purge.
-    let rotation = Rotation {
-        old_digest: REFRESH,
-        new_digest: "refresh-next",
-        sealed_successor: "sealed",
-        client_id: CLIENT,
-        ttl_secs: 30 * DAY,
-        user_ttl_secs: 31 * DAY,
-        now,
-        grace_secs: 10,
-    };
-    let outcome = store.rotate_refresh(&rotation).await.unwrap();
-    assert!(matches!(outcome, RefreshOutcome::Rotated(_)), "{outcome:?}");
+    rotate(&store, REFRESH, "refresh-next", now).await;
     let again = purge_in(&store, policy(now), false).await.unwrap();
     assert!(again.purged.is_empty(), "{again:?}");
 }
